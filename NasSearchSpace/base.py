@@ -1,0 +1,59 @@
+"""The SearchSpace contract: an exact integer encoding of architectures plus how to build them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+import torch.nn as nn
+
+Arch = dict[str, Any]  # JSON-serialisable; what ``net.subnet`` holds
+
+
+class SearchSpace(ABC):
+    """A space of architectures with integer genes ``x`` in ``[xl, xu]`` (inclusive, per gene)."""
+
+    name: str = ""
+    xl: np.ndarray
+    xu: np.ndarray
+
+    @property
+    def n_var(self) -> int:
+        return len(self.xl)
+
+    @abstractmethod
+    def encode(self, arch: Arch) -> np.ndarray:
+        """Architecture -> integer genes; ``decode(encode(a)) == a`` exactly."""
+
+    @abstractmethod
+    def decode(self, x: np.ndarray) -> Arch:
+        """Integer genes -> architecture; raises on genes outside ``[xl, xu]``."""
+
+    @abstractmethod
+    def validate(self, arch: Any) -> Arch:
+        """Return ``arch`` if it is a valid member of this space, else raise ``UserError``."""
+
+    def sample(self, n: int, rng: np.random.Generator) -> list[Arch]:
+        """``n`` architectures drawn uniformly per gene."""
+        x = rng.integers(self.xl, self.xu + 1, size=(n, self.n_var))
+        return [self.decode(row) for row in x]
+
+    def canonical(self, arch: Arch) -> Arch:
+        """The representative of ``arch``'s equivalence class (genes that have no effect reset)."""
+        return arch
+
+    def arch_id(self, arch: Arch) -> str:
+        """A stable 12-hex-digit id of the network ``arch`` describes (same network, same id)."""
+        blob = json.dumps(self.canonical(arch), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+    def features(self, arch: Arch) -> np.ndarray:
+        """Features for surrogate models; the integer genes unless a space knows better."""
+        return self.encode(arch).astype(float)
+
+    @abstractmethod
+    def build(self, arch: Arch, supernet: nn.Module | None = None) -> nn.Module:
+        """A stand-alone network for ``arch`` (weights inherited from ``supernet`` if given)."""

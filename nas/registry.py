@@ -1,0 +1,43 @@
+"""Name -> object registries (search spaces, datasets, surrogates, objectives ...)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
+
+from nas.errors import UserError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """A mapping from names to objects; registering a name twice fails loudly."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        """Decorator: ``@REGISTRY.register("name")``."""
+
+        def add(obj: T) -> T:
+            if name in self._items:
+                raise ValueError(f"{self.kind} {name!r} is registered twice")
+            self._items[name] = obj
+            return obj
+
+        return add
+
+    def get(self, name: str) -> T:
+        if name not in self._items:
+            raise UserError(f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}")
+        return self._items[name]
+
+    def names(self) -> list[str]:
+        return sorted(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
