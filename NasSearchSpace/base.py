@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from abc import ABC, abstractmethod
 from typing import Any
 
 import numpy as np
 import torch.nn as nn
+
+from nas.io import read_json, write_json
 
 Arch = dict[str, Any]  # JSON-serialisable; what ``net.subnet`` holds
 
@@ -57,3 +60,10 @@ class SearchSpace(ABC):
     @abstractmethod
     def build(self, arch: Arch, supernet: nn.Module | None = None) -> nn.Module:
         """A stand-alone network for ``arch`` (weights inherited from ``supernet`` if given)."""
+
+    def read_subnet(self, path: str | os.PathLike) -> Arch:
+        """Read and validate a ``net.subnet`` file."""
+        return self.validate(read_json(path, "subnet file"))
+
+    def write_subnet(self, path: str | os.PathLike, arch: Arch) -> None:
+        write_json(path, self.validate(arch))
