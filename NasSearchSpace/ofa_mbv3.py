@@ -196,6 +196,15 @@ class OFAMobileNetV3Space(SearchSpace):
         supernet.set_active_subnet(ks=arch["ks"], e=arch["e"], d=arch["d"])
         return supernet.get_active_subnet(preserve_weight=True)
 
+    def costs(self, arch: Arch, n_classes: int) -> dict[str, float]:
+        """Params, MACs and activations (millions, batch 1) of ``arch`` with ``n_classes`` outputs.
+
+        Analytic (no network built); equal to :func:`nas.costs.measure_costs` on :meth:`build`.
+        """
+        from NasSearchSpace.ofa_mbv3_costs import analytic_costs
+
+        return analytic_costs(self.validate(arch), n_classes, self.width_mult)
+
 
 def is_active(depths: Sequence[int], block: int) -> bool:
     """Whether block ``block`` (0..19) runs for stage depths ``depths``."""

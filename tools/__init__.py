@@ -1,0 +1,1 @@
+"""Command-line tools; each also runs as ``python -m tools.<name>``."""
