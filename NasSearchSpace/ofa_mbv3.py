@@ -31,7 +31,7 @@ import torch.nn as nn
 from ofa.imagenet_classification.elastic_nn.networks import OFAMobileNetV3
 
 from nas.errors import UserError
-from nas.io import load_checkpoint, read_json, write_json
+from nas.io import load_checkpoint
 from NasSearchSpace import SEARCH_SPACES
 from NasSearchSpace.base import Arch, SearchSpace
 
@@ -39,6 +39,8 @@ N_STAGES = 5
 MAX_DEPTH = 4
 N_BLOCKS = N_STAGES * MAX_DEPTH
 
+# Where downloaded OFA supernets are kept (git-ignored).
+DEFAULT_SUPERNET_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ofa", "supernets")
 # Where the OFA authors publish their ImageNet supernets (used by --pretrained without a file).
 PRETRAINED_URL = "https://raw.githubusercontent.com/han-cai/files/master/ofa/ofa_nets/{name}"
 
@@ -188,12 +190,25 @@ class OFAMobileNetV3Space(SearchSpace):
             depth_list=list(self.d_options),
         )
 
+    def activate(self, supernet: OFAMobileNetV3, arch: Arch) -> None:
+        """Make ``supernet``'s forward pass run the subnet ``arch`` (weights shared, nothing copied)."""
+        supernet.set_active_subnet(ks=arch["ks"], e=arch["e"], d=arch["d"])
+
+    def load_weights(self, supernet: OFAMobileNetV3, path: str | os.PathLike | None) -> list[str]:
+        """Load ``path`` (an OFA-format checkpoint) into ``supernet``; ``None``: OFA's ImageNet weights.
+
+        Returns the names of classifier tensors skipped because the class count differs.
+        """
+        if path is None:
+            path = fetch_pretrained(self.width_mult, DEFAULT_SUPERNET_DIR)
+        return load_supernet_weights(supernet, path)
+
     def build(self, arch: Arch, supernet: nn.Module | None = None, n_classes: int = 1000) -> nn.Module:
         """A stand-alone MobileNetV3 with the weights ``supernet`` holds for ``arch``."""
         arch = self.validate(arch)
         if supernet is None:
             supernet = self.make_supernet(n_classes)
-        supernet.set_active_subnet(ks=arch["ks"], e=arch["e"], d=arch["d"])
+        self.activate(supernet, arch)
         return supernet.get_active_subnet(preserve_weight=True)
 
     def costs(self, arch: Arch, n_classes: int) -> dict[str, float]:
@@ -209,18 +224,6 @@ class OFAMobileNetV3Space(SearchSpace):
 def is_active(depths: Sequence[int], block: int) -> bool:
     """Whether block ``block`` (0..19) runs for stage depths ``depths``."""
     return block % MAX_DEPTH < depths[block // MAX_DEPTH]
-
-
-# ---- net.subnet files ---------------------------------------------------------------------
-
-
-def read_subnet(path: str | os.PathLike, space: OFAMobileNetV3Space) -> Arch:
-    """Read and validate a ``net.subnet`` file."""
-    return space.validate(read_json(path, "subnet file"))
-
-
-def write_subnet(path: str | os.PathLike, arch: Arch) -> None:
-    write_json(path, arch)
 
 
 # ---- supernet weights ---------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Input-dependent layer-skipping gates plug in here; they arrive with their own issue."""

@@ -1,0 +1,1 @@
+"""Surrogate accuracy predictors (rbf, gp, carts, mlp, Adaptive Switching): the msunas issue fills this."""

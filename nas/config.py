@@ -1,0 +1,86 @@
+"""Typed configuration: one dataclass of defaults per command, overridable from YAML and flags.
+
+Every field carries its help text (and unit) in ``metadata["help"]``; :func:`parse_config`
+turns the dataclass into an argparse parser, so ``--help`` documents every flag with its
+default. ``--config FILE.yaml`` is read first and its values become the defaults, so flags on
+the command line win (the timm pattern).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import types
+import typing
+from typing import Any, TypeVar
+
+import yaml
+
+from nas.errors import UserError
+from nas.io import atomic_write_bytes
+
+C = TypeVar("C")
+
+
+def option(default: Any, help: str, **kwargs: Any) -> Any:
+    """A dataclass field with a help string (and optional ``choices``, ``flag`` aliases)."""
+    return dataclasses.field(default=default, metadata={"help": help, **kwargs})
+
+
+def _base_type(tp: Any) -> Any:
+    """``int | None`` -> ``int``."""
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return args[0]
+    return tp
+
+
+def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = _base_type(hints[f.name])
+        meta = dict(f.metadata)
+        help_ = meta.pop("help", "") + " (default: %(default)s)"
+        names = [f"--{f.name}", *meta.pop("aliases", [])]
+        if tp is bool:
+            parser.add_argument(*names, action=argparse.BooleanOptionalAction, default=f.default, help=help_)
+        elif typing.get_origin(tp) is list:
+            (item,) = typing.get_args(tp)
+            parser.add_argument(*names, type=item, nargs="+", default=f.default, help=help_, **meta)
+        else:
+            parser.add_argument(*names, type=tp, default=f.default, help=help_, **meta)
+
+
+def parse_config(cls: type[C], argv: list[str] | None, parser: argparse.ArgumentParser) -> C:
+    """Parse ``argv`` into an instance of ``cls`` (``--config`` YAML first, then flags)."""
+    parser.add_argument("--config", default=None, help="YAML file whose values become the defaults")
+    add_arguments(parser, cls)
+    first, _ = parser.parse_known_args(argv)
+    if first.config:
+        parser.set_defaults(**load_yaml_config(first.config, cls))
+    args = vars(parser.parse_args(argv))
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in args.items() if k in names})
+
+
+def load_yaml_config(path: str, cls: type) -> dict[str, Any]:
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+    except FileNotFoundError:
+        raise UserError(f"--config {path!r} does not exist") from None
+    except yaml.YAMLError as e:
+        raise UserError(f"--config {path!r} is not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"--config {path!r} must hold a mapping of option names to values")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise UserError(f"--config {path!r} has unknown options: {', '.join(unknown)}")
+    return data
+
+
+def save_config(cfg: Any, path: str | os.PathLike) -> None:
+    """Write the resolved configuration (``config.yaml`` in a run directory)."""
+    atomic_write_bytes(path, yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False).encode())
