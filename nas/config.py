@@ -52,10 +52,20 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
             parser.add_argument(*names, type=tp, default=f.default, help=help_, **meta)
 
 
-def parse_config(cls: type[C], argv: list[str] | None, parser: argparse.ArgumentParser) -> C:
-    """Parse ``argv`` into an instance of ``cls`` (``--config`` YAML first, then flags)."""
+def parse_config(
+    cls: type[C],
+    argv: list[str] | None,
+    parser: argparse.ArgumentParser,
+    defaults: dict[str, Any] | None = None,
+) -> C:
+    """Parse ``argv`` into an instance of ``cls``.
+
+    Precedence, lowest first: the dataclass defaults, ``defaults`` (a command's own, e.g. the
+    quickstart's), the ``--config`` YAML file, the flags.
+    """
     parser.add_argument("--config", default=None, help="YAML file whose values become the defaults")
     add_arguments(parser, cls)
+    parser.set_defaults(**(defaults or {}))
     first, _ = parser.parse_known_args(argv)
     if first.config:
         parser.set_defaults(**load_yaml_config(first.config, cls))

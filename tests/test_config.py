@@ -38,6 +38,17 @@ def test_yaml_then_flags_win(tmp_path):
     assert (cfg.steps, cfg.rate) == (9, 0.2)
 
 
+def test_command_defaults_sit_between_dataclass_and_yaml(tmp_path):
+    def parse_with(argv):
+        return parse_config(Toy, argv, argparse.ArgumentParser(), defaults={"steps": 4, "rate": 0.3})
+
+    assert (parse_with([]).steps, parse_with([]).rate) == (4, 0.3)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"steps": 9}))
+    cfg = parse_with(["--config", str(path), "--rate", "0.2"])
+    assert (cfg.steps, cfg.rate) == (9, 0.2)
+
+
 def test_bad_yaml(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("stepz: 9\n")
