@@ -198,3 +198,26 @@ def test_eval_rejects_checkpoint_of_other_class_count(tmp_path):
         "cpu",
     )
     assert p.returncode == 2 and "another class count" in p.stderr
+
+
+def test_supernet_path_and_pretrained_switch(tmp_path, monkeypatch):
+    from nas.errors import UserError
+    from nas.io import save_checkpoint
+
+    torch.manual_seed(5)
+    source = SupernetTrainer(tiny_config(tmp_path / "a")).supernet.state_dict()
+    save_checkpoint(tmp_path / "init.pth", {"state_dict": source})
+    loaded = SupernetTrainer(tiny_config(tmp_path / "b", supernet_path=str(tmp_path / "init.pth"), seed=1))
+    assert all(torch.equal(v, source[k]) for k, v in loaded.supernet.state_dict().items())
+    ignored = SupernetTrainer(
+        tiny_config(tmp_path / "c", supernet_path=str(tmp_path / "init.pth"), pretrained=False, seed=1)
+    )
+    assert not torch.equal(ignored.supernet.first_conv.conv.weight, source["first_conv.conv.weight"])
+
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    monkeypatch.setattr("NasSearchSpace.ofa_mbv3.DEFAULT_SUPERNET_DIR", str(tmp_path / "supernets"))
+    with pytest.raises(UserError, match="cannot download the pretrained supernet"):
+        SupernetTrainer(tiny_config(tmp_path / "d", pretrained=True))
