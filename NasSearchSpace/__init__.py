@@ -15,4 +15,5 @@ def list_search_spaces() -> list[str]:
 
 
 # Registration happens on import of each space module.
+import NasSearchSpace.nb201  # noqa: E402,F401
 from NasSearchSpace import ofa_mbv3  # noqa: E402,F401
