@@ -165,6 +165,18 @@ class OFAMobileNetV3Space(SearchSpace):
                 ks[j], e[j] = self.ks_options[0], self.e_options[0]
         return {**arch, "ks": ks, "e": e}
 
+    def features(self, arch: Arch) -> np.ndarray:
+        """Surrogate features: the genes, with the kernel and expand genes of blocks the depth
+        switches off set to 0 and active ones to 1..n (inactive genes are noise to a model)."""
+        x = self.encode(arch).astype(float)
+        for j in range(N_BLOCKS):
+            if is_active(arch["d"], j):
+                x[j] += 1
+                x[N_BLOCKS + j] += 1
+            else:
+                x[j] = x[N_BLOCKS + j] = 0
+        return x
+
     # ---- reference points -----------------------------------------------------------------
 
     def smallest(self) -> Arch:

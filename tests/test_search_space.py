@@ -216,3 +216,15 @@ def test_pretrained_download_fails_offline_with_instructions(tmp_path, monkeypat
     with pytest.raises(UserError, match=r"download https://.*ofa_mbv3_d234_e346_k357_w1.0 by hand"):
         fetch_pretrained(1.0, tmp_path)
     assert list(tmp_path.iterdir()) == []  # no partial file left behind
+
+
+def test_features_hide_inactive_blocks(space):
+    a = space.smallest()  # depth 2: blocks 2, 3 of every stage are off
+    b = dict(a, ks=[7] * 20)
+    fa, fb = space.features(a), space.features(b)
+    assert fa.shape == (46,)
+    for j in range(N_BLOCKS):
+        if is_active(a["d"], j):
+            assert fa[j] == 1 and fb[j] == 3 and fa[20 + j] == 1
+        else:
+            assert fa[j] == fb[j] == 0 and fa[20 + j] == 0

@@ -168,6 +168,10 @@ class OFANote10Evaluator(Evaluator):
         self.n_evals += len(archs)
         return [{"top1": 100.0 * t, "latency": ms} for t, ms in zip(top1, latency, strict=True)]
 
+    def exact_metrics(self, arch: Arch) -> dict[str, float]:
+        """Look-up-table latency, known without an evaluation (the predictor is not called)."""
+        return {"latency": self.latency_table.latency(self._check(arch))}
+
 
 # ---- the B1 peer: OFA's own EvolutionFinder -----------------------------------------------
 

@@ -1,0 +1,1 @@
+"""The surrogate-assisted NSGA-II search (MSuNAS lineage): objectives, archive, loop."""

@@ -1,0 +1,88 @@
+"""``msunas.py``: parse the options, build space + evaluator, run the search, print the front."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import yaml
+
+from nas.benchmarks.nb201 import NB201Evaluator
+from nas.benchmarks.ofa_note10 import OFANote10Evaluator
+from nas.config import parse_config
+from nas.errors import UserError
+from nas.search.config import SearchConfig
+from nas.search.loop import Search
+
+# What --benchmark NAME sets (flags on the command line still win). Budgets follow BENCHMARKS.md.
+BENCHMARKS = {
+    # B1: OFA w1.2 space, OFA's ImageNet predictor as the oracle, Note10 latency; 100 + 25 x 8 = 300
+    "ofa_note10": dict(
+        search_space="mobilenetv3",
+        width_mult=1.2,
+        lr=160,
+        ur=224,
+        rstep=16,
+        dataset="imagenet",
+        sec_obj="latency",
+        n_doe=100,
+        n_iter=8,
+        iterations=25,
+    ),
+    # B2: NAS-Bench-201 12-epoch table, validation error vs FLOPs; 50 + 10 x 10 = 150
+    "nb201": dict(
+        search_space="nb201",
+        dataset="cifar10",
+        sec_obj="flops",
+        n_doe=50,
+        n_iter=10,
+        iterations=10,
+    ),
+}
+
+
+def _benchmark_defaults(argv: list[str]) -> dict:
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--benchmark")
+    pre.add_argument("--config")
+    known, _ = pre.parse_known_args(argv)
+    name = known.benchmark
+    if name is None and known.config:
+        try:
+            with open(known.config) as f:
+                name = (yaml.safe_load(f) or {}).get("benchmark")
+        except (OSError, yaml.YAMLError, AttributeError):
+            name = None  # parse_config reports a bad --config properly
+    if name is None:
+        return {}
+    if name not in BENCHMARKS:
+        raise UserError(f"unknown --benchmark {name!r}; choose one of: {', '.join(BENCHMARKS)}")
+    return BENCHMARKS[name]
+
+
+def build(cfg: SearchConfig):
+    """The evaluator a configuration asks for (its ``space`` is the search space)."""
+    if cfg.lr > cfg.ur:
+        raise UserError(f"--lr {cfg.lr} is larger than --ur {cfg.ur}; swap them")
+    if cfg.benchmark == "nb201":
+        return NB201Evaluator(dataset=cfg.dataset)
+    if cfg.benchmark == "ofa_note10":
+        return OFANote10Evaluator()
+    raise UserError(
+        "this version searches the benchmark oracles only (--benchmark ofa_note10 or nb201); "
+        "evaluation of trained subnets on real data comes with the next release"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(
+        prog="msunas.py",
+        description="Surrogate-assisted multi-objective NAS (NSGA-II) over a search space.",
+    )
+    cfg = parse_config(SearchConfig, argv, parser, defaults=_benchmark_defaults(argv))
+    evaluator = build(cfg)
+    search = Search(cfg, evaluator.space, evaluator)
+    search.run()
+    print(f"done: {search.iteration} iterations, {len(search.archive)} architectures; see {cfg.save}/")
+    return 0

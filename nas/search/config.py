@@ -1,0 +1,50 @@
+"""``msunas.py`` options: the CNAS/nsganetv2 flags, typed, with their defaults and units."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nas.config import option
+
+
+@dataclass
+class SearchConfig:
+    """Defaults of ``msunas.py``; every field is a flag, ``--config FILE.yaml`` sets several."""
+
+    # ---- run directory ----
+    save: str = option("results/search", "run directory (iter_k.stats, archive.csv, plots, log.txt)")
+    resume: str | None = option(None, "continue a search: <save>/iter_k.stats, or <save> for its latest")
+    benchmark: str | None = option(
+        None, "benchmark preset: ofa_note10 or nb201 (sets the space, evaluator and budget)"
+    )
+    # ---- search loop ----
+    iterations: int = option(30, "search iterations after the initial archive")
+    n_doe: int = option(100, "architectures in the initial archive (incl. the smallest and the largest)")
+    n_iter: int = option(8, "architectures evaluated per iteration")
+    pop_size: int = option(40, "NSGA-II population on the surrogate")
+    n_gen: int = option(20, "NSGA-II generations on the surrogate per iteration")
+    predictor: str = option(
+        "as", "surrogate of the first objective", choices=["as", "carts", "rbf", "mlp", "gp"]
+    )
+    first_obj: str = option("top1", "first objective (top1 = top-1 error, minimised)")
+    sec_obj: str | None = option(
+        None, "second objective: params, macs, activations, tiny_ml, latency, flops (none: single-objective)"
+    )
+    hv_patience: int = option(0, "stop after this many iterations without hypervolume gain (0: never)")
+    seed: int = option(0, "random seed of the whole search")
+    # ---- search space ----
+    search_space: str = option("mobilenetv3", "search space name")
+    lr: int = option(192, "lowest input resolution, pixels")
+    ur: int = option(256, "highest input resolution, pixels")
+    rstep: int = option(4, "resolution step, pixels")
+    width_mult: float = option(1.0, "OFA width multiplier (1.0 or 1.2)")
+    # ---- evaluation ----
+    dataset: str = option("cifar10_embedded", "dataset name (nb201: cifar10, cifar100 or imagenet16)")
+    # ---- constraints (tiny_ml, CNAS) ----
+    pmax: float = option(2.0, "max params, millions")
+    mmax: float = option(1e10, "max MACs, millions")
+    amax: float = option(5.0, "max activations, millions")
+    wp: float = option(1.0, "tiny_ml weight of params")
+    wm: float = option(1 / 40, "tiny_ml weight of MACs")
+    wa: float = option(1.0, "tiny_ml weight of activations")
+    penalty: float = option(1e10, "tiny_ml penalty factor for exceeding a constraint")

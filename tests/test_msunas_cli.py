@@ -1,0 +1,64 @@
+"""msunas.py end to end on the NAS-Bench-201 oracle, and its bad-input errors."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nas.benchmarks.nb201 import hv_ratio
+from nas.search.archive import read_stats
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def msunas(*args):
+    return subprocess.run(
+        [sys.executable, "msunas.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_nb201_benchmark_run_and_resume(tmp_path):
+    save = tmp_path / "nb"
+    p = msunas("--benchmark", "nb201", "--iterations", "2", "--predictor", "carts", "--save", str(save))
+    assert p.returncode == 0, p.stderr
+    assert "iter 2: archive 70" in p.stdout
+    stats = read_stats(save / "iter_2.stats")
+    a = stats["archive_obj"]
+    assert stats["objectives"] == ["top1", "flops"] and len(a) == 70
+    pts = np.array([[100 - r.metrics["top1"], r.metrics["flops"]] for r in a.ok()])
+    assert hv_ratio(pts, "cifar10") > 0.9  # random search with 70 evaluations: about 0.84
+    p = msunas(
+        "--benchmark",
+        "nb201",
+        "--iterations",
+        "3",
+        "--predictor",
+        "carts",
+        "--resume",
+        str(save),
+        "--save",
+        str(save),
+    )
+    assert p.returncode == 0, p.stderr
+    assert "resumed from" in p.stdout and len(read_stats(save / "iter_3.stats")["archive_obj"]) == 80
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "searches the benchmark oracles only"),
+        (["--benchmark", "cifar"], "unknown --benchmark 'cifar'"),
+        (["--benchmark", "nb201", "--lr", "256", "--ur", "192"], "larger than --ur"),
+        (["--benchmark", "nb201", "--n_iter", "50"], "exceeds the 40 candidates"),
+        (["--benchmark", "nb201", "--sec_obj", "speed"], "unknown objective 'speed'"),
+        (["--benchmark", "nb201", "--dataset", "mnist"], "mnist"),
+        (["--benchmark", "nb201", "--resume", "/nonexistent/run"], "no iter_k.stats file there"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tmp_path, args, message):
+    p = msunas(*args, "--save", str(tmp_path / "r"))
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], p.stderr

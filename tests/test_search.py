@@ -1,0 +1,168 @@
+"""The search loop: objectives, subset selection, NSGA-II bounds, runs, failures, resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nas.errors import UserError
+from nas.search.archive import read_stats
+from nas.search.moea import optimise
+from nas.search.objectives import Constraints, get_objective, list_objectives
+from nas.search.selection import gap_spread, select_spread
+from NasSearchSpace import get_search_space
+from tests.toy_search import toy_config, toy_search
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ---- objectives ----------------------------------------------------------------------------
+
+
+def test_objectives_registry():
+    assert {"top1", "params", "macs", "activations", "tiny_ml", "latency", "flops"} <= set(list_objectives())
+    with pytest.raises(UserError, match="unknown objective 'speed'"):
+        get_objective("speed")
+
+
+def test_top1_is_minimised_as_error():
+    assert get_objective("top1")({"top1": 87.5}) == 12.5
+
+
+def test_tiny_ml_by_hand():
+    m = {"params": 1.5, "macs": 80.0, "activations": 0.4}
+    assert get_objective("tiny_ml")(m) == pytest.approx(1.5 + 80 / 40 + 0.4)
+    c = Constraints(pmax=1.0, amax=0.3, penalty=1e10)
+    over = 1.5 + 1e10 * 0.5 + 80 / 40 + 0.4 + 1e10 * (0.4 - 0.3)
+    assert get_objective("tiny_ml", c)(m) == pytest.approx(over)
+    c2 = Constraints(wp=2.0, wm=0.5, wa=3.0, mmax=60.0, penalty=10.0)
+    assert get_objective("tiny_ml", c2)(m) == pytest.approx(2 * 1.5 + 0.5 * (80 + 10 * 20) + 3 * 0.4)
+
+
+# ---- subset selection ----------------------------------------------------------------------
+
+
+def test_select_spread_fills_the_biggest_gap():
+    rng = np.random.default_rng(0)
+    pick = select_spread(np.array([0.0, 10.0]), np.array([1.0, 2.0, 5.0, 8.0, 9.0]), 1, rng)
+    assert pick.tolist() == [2]
+    pick = select_spread(np.array([0.0, 12.0]), np.array([1, 3, 4, 6, 7, 9, 11.0]), 3, rng)
+    assert pick.tolist() == [1, 3, 5]  # 3, 6, 9: gaps all 3
+    assert gap_spread(np.array([0.0, 12.0]), np.array([3, 6, 9.0])) == 0
+
+
+def test_select_spread_returns_all_when_few():
+    assert select_spread(np.array([0.0]), np.array([1.0, 2.0]), 5, np.random.default_rng(0)).tolist() == [
+        0,
+        1,
+    ]
+
+
+# ---- NSGA-II on integer genes -----------------------------------------------------------------
+
+
+def test_nsga_stays_in_bounds_and_reaches_every_option():
+    space = get_search_space("mobilenetv3", lr=32, ur=96, rstep=8)  # resolution gene: 9 options
+    rng = np.random.default_rng(0)
+
+    def f1(archs):  # wants large resolution and kernel 7 ...
+        return np.array([-a["r"] - sum(a["ks"]) for a in archs], float)
+
+    def f2(archs):  # ... and small ones
+        return np.array([a["r"] + sum(a["ks"]) + 0.01 * sum(a["e"]) for a in archs], float)
+
+    X, F = optimise(space, [f1, f2], np.zeros((1, space.n_var), int), rng, pop_size=40, n_gen=30)
+    assert X.dtype.kind == "i" and np.all(X >= space.xl) and np.all(X <= space.xu)
+    assert X[:, -1].max() == 8 and X[:, -1].min() == 0  # both ends of the resolution gene reached
+
+
+# ---- runs ----------------------------------------------------------------------------------
+
+
+def test_toy_search_end_to_end(tmp_path):
+    cfg = toy_config(tmp_path / "run")
+    search = toy_search(cfg)
+    archive = search.run()
+    assert len(archive) == 16 + 3 * 4 and not archive.failed()
+    space = search.space
+    for r in archive:
+        assert r.arch_id == space.arch_id(r.arch)
+        assert np.all(space.encode(r.arch) <= space.xu)
+    assert search.archive.iteration_of[space.arch_id(space.smallest())] == 0
+    assert space.arch_id(space.largest()) in archive
+    for k in range(4):
+        stats = read_stats(tmp_path / "run" / f"iter_{k}.stats")
+        assert stats["iteration"] == k and len(stats["hv"]) == k + 1
+    assert all(b >= a for a, b in zip(stats["hv"], stats["hv"][1:], strict=False))  # HV never drops
+    assert len(stats["candidates"]) == 4 and stats["surrogate"][-1]["tau"] is not None
+    rows = (tmp_path / "run" / "archive.csv").read_text().splitlines()
+    assert len(rows) == 1 + 28 and rows[0].startswith("id,iteration,status")
+    for name in ("config.yaml", "log.txt", "plots/pareto.png", "plots/hv.png"):
+        assert (tmp_path / "run" / name).is_file(), name
+    one = next(iter(archive))
+    net = tmp_path / "run" / "iter_0" / f"net_{one.arch_id}"
+    assert json.loads((net / "net.subnet").read_text()) == one.arch
+
+
+def test_failures_are_recorded_and_do_not_misalign(tmp_path):
+    cfg = toy_config(tmp_path / "run")
+    search = toy_search(cfg, fail_prefixes=("0", "1"))
+    archive = search.run()
+    failed = archive.failed()
+    assert failed and len(archive.ok()) > 16
+    for r in failed:
+        assert r.failure["type"] == "RuntimeError" and r.metrics == {}
+        assert (tmp_path / "run" / "failed" / r.arch_id / "failure.json").is_file()
+    clean = toy_search(toy_config(tmp_path / "clean"))
+    for r in archive.ok():  # every score belongs to its own architecture
+        assert r.metrics == clean.evaluator.measure(r.arch)
+    assert "failed: RuntimeError" in (tmp_path / "run" / "archive.csv").read_text()
+
+
+def test_resume_gives_the_same_archive(tmp_path):
+    full = toy_search(toy_config(tmp_path / "full")).run()
+    toy_search(toy_config(tmp_path / "part", iterations=1)).run()
+    resumed = toy_search(toy_config(tmp_path / "part", resume=str(tmp_path / "part"))).run()
+    assert [r.to_json() for r in resumed] == [r.to_json() for r in full]
+
+
+def test_resume_after_kill_9(tmp_path):
+    save = tmp_path / "killed"
+    script = [sys.executable, str(ROOT / "tests" / "toy_search.py"), str(save), "3", "--delay", "0.15"]
+    proc = subprocess.Popen(script, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    # kill in the middle of iteration 2's evaluations
+    while not list((save / "iter_2").glob("net_*/net.stats")) and time.time() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (save / "iter_2.stats").exists()
+    done_before = len(list((save / "iter_2").glob("net_*/net.stats")))
+    assert 1 <= done_before < 4
+    p = subprocess.run([*script[:4], "--resume"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    full = toy_search(toy_config(tmp_path / "full")).run()
+    resumed = read_stats(save / "iter_3.stats")["archive_obj"]
+    assert [r.to_json() for r in resumed] == [r.to_json() for r in full]
+
+
+def test_bad_settings(tmp_path):
+    with pytest.raises(UserError, match="exceeds the 20 candidates"):
+        toy_search(toy_config(tmp_path / "a", n_iter=30))
+    with pytest.raises(UserError, match="unknown objective"):
+        toy_search(toy_config(tmp_path / "b", sec_obj="speed"))
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "iter_0.stats").write_text(json.dumps({"archive": [[{"ks": []}, 10.0, 2.0]]}))
+    with pytest.raises(UserError, match="not a stats file of this toolkit"):
+        toy_search(toy_config(tmp_path / "c", resume=str(tmp_path / "c"))).run()
+    toy_search(toy_config(tmp_path / "d", iterations=0)).run()
+    before = (tmp_path / "d" / "iter_0.stats").read_bytes()
+    with pytest.raises(UserError, match="used seed=0, not 1"):
+        toy_search(toy_config(tmp_path / "d", resume=str(tmp_path / "d"), seed=1)).run()
+    assert (tmp_path / "d" / "iter_0.stats").read_bytes() == before
