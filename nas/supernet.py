@@ -287,15 +287,32 @@ def evaluate_subnet(
 ) -> dict[str, float]:
     """Top-1/top-5 of ``arch`` with inherited weights and recalibrated BatchNorm, on ``split``."""
     net = space.build(arch, supernet).to(device).to(memory_format=torch.channels_last)
+    return evaluate_network(net, arch["r"], data, split, device, bn_batches, batch_size, max_images, seed)
+
+
+def evaluate_network(
+    net: nn.Module,
+    resolution: int,
+    data: DataSplits,
+    split,
+    device: torch.device,
+    bn_batches: int = 10,
+    batch_size: int = 200,
+    max_images: int | None = None,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Top-1/top-5 of ``net`` on ``split`` after recalibrating its BatchNorm on training images."""
     # Calibrate on a random (seeded) sample of un-augmented training images, not the first ones:
     # datasets are often stored class by class.
     n_calib = min(len(data.train), bn_batches * batch_size)
     pick = np.random.default_rng(seed).choice(len(data.train), n_calib, replace=False)
-    calib = make_loader(data.train.subset(pick), batch_size, arch["r"], train=False, device=device, seed=seed)
+    calib = make_loader(
+        data.train.subset(pick), batch_size, resolution, train=False, device=device, seed=seed
+    )
     recalibrate_bn(net, _channels_last(calib), bn_batches)
     if max_images is not None and max_images < len(split):
         split = split.subset(np.arange(max_images))
-    test = make_loader(split, batch_size, arch["r"], train=False, device=device, seed=seed)
+    test = make_loader(split, batch_size, resolution, train=False, device=device, seed=seed)
     return accuracy(net, _channels_last(test))
 
 

@@ -48,7 +48,8 @@ def test_nb201_benchmark_run_and_resume(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        ([], "searches the benchmark oracles only"),
+        (["--supernet_path", "/nonexistent/sn.pth"], "does not exist"),
+        (["--benchmark", "nb201", "--n_doe", "5", "--predictor", "rbf"], "too small"),
         (["--benchmark", "cifar"], "unknown --benchmark 'cifar'"),
         (["--benchmark", "nb201", "--lr", "256", "--ur", "192"], "larger than --ur"),
         (["--benchmark", "nb201", "--n_iter", "50"], "exceeds the 40 candidates"),

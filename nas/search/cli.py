@@ -13,6 +13,8 @@ from nas.config import parse_config
 from nas.errors import UserError
 from nas.search.config import SearchConfig
 from nas.search.loop import Search
+from nas.subnet_eval import SubnetEvaluator
+from NasSearchSpace import get_search_space
 
 # What --benchmark NAME sets (flags on the command line still win). Budgets follow BENCHMARKS.md.
 BENCHMARKS = {
@@ -68,9 +70,23 @@ def build(cfg: SearchConfig):
         return NB201Evaluator(dataset=cfg.dataset)
     if cfg.benchmark == "ofa_note10":
         return OFANote10Evaluator()
-    raise UserError(
-        "this version searches the benchmark oracles only (--benchmark ofa_note10 or nb201); "
-        "evaluation of trained subnets on real data comes with the next release"
+    kwargs = dict(lr=cfg.lr, ur=cfg.ur, rstep=cfg.rstep)
+    if cfg.search_space == "mobilenetv3":
+        kwargs["width_mult"] = cfg.width_mult
+    space = get_search_space(cfg.search_space, **kwargs)
+    return SubnetEvaluator(
+        space,
+        cfg.dataset,
+        cfg.data,
+        vld_size=cfg.vld_size,
+        supernet_path=cfg.supernet_path,
+        pretrained=cfg.pretrained,
+        n_epochs=cfg.n_epochs,
+        trainer=cfg.trainer,
+        bn_batches=cfg.bn_batches,
+        n_classes=cfg.n_classes,
+        device=cfg.device,
+        seed=cfg.seed,
     )
 
 

@@ -38,8 +38,19 @@ class SearchConfig:
     ur: int = option(256, "highest input resolution, pixels")
     rstep: int = option(4, "resolution step, pixels")
     width_mult: float = option(1.0, "OFA width multiplier (1.0 or 1.2)")
-    # ---- evaluation ----
+    # ---- evaluation (without --benchmark: subnets of a trained supernet) ----
     dataset: str = option("cifar10_embedded", "dataset name (nb201: cifar10, cifar100 or imagenet16)")
+    data: str | None = option(None, "dataset folder (default: the dataset's own default location)")
+    n_classes: int | None = option(None, "number of classes; must match the dataset (default: the dataset's)")
+    vld_size: int = option(5000, "validation images carved from the training set to score candidates")
+    supernet_path: str | None = option(
+        None, "OFA-format supernet checkpoint (default with --pretrained: OFA's ImageNet weights)"
+    )
+    pretrained: bool = option(True, "inherit the supernet's weights (--no-pretrained: random weights)")
+    n_epochs: int = option(0, "fine-tuning epochs per candidate before scoring (0: inherited weights)")
+    bn_batches: int = option(10, "batches of 200 training images that recalibrate BatchNorm per candidate")
+    trainer: str = option("single_exit", "fine-tuning trainer (task plug-ins register more)")
+    device: str = option("auto", "device of evaluation: auto, cpu, cuda or cuda:N")
     # ---- constraints (tiny_ml, CNAS) ----
     pmax: float = option(2.0, "max params, millions")
     mmax: float = option(1e10, "max MACs, millions")

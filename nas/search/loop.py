@@ -21,6 +21,7 @@ from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 from tqdm import tqdm
 
 from acc_predictor import fit_surrogate
+from acc_predictor.metrics import min_cv_samples
 from nas.config import save_config
 from nas.errors import UserError
 from nas.evaluation import Evaluator, Result
@@ -28,7 +29,7 @@ from nas.io import read_json, write_json
 from nas.search.archive import Archive, read_stats, write_archive_csv, write_stats
 from nas.search.config import SearchConfig
 from nas.search.moea import optimise
-from nas.search.objectives import Constraints, Objective, get_objective
+from nas.search.objectives import Constraints, Objective, check_feasible, get_objective
 from nas.search.selection import select_spread
 from NasSearchSpace.base import Arch, SearchSpace
 
@@ -59,6 +60,16 @@ class Search:
                 f"--n_iter {cfg.n_iter} exceeds the {cfg.pop_size} candidates NSGA-II supplies per "
                 "iteration; lower --n_iter or raise --pop_size"
             )
+        need = min_cv_samples(cfg.predictor, 5)
+        if cfg.n_doe < need:
+            raise UserError(
+                f"--n_doe {cfg.n_doe} is too small for --predictor {cfg.predictor}, whose 5-fold "
+                f"cross-validation needs at least {need} architectures; raise --n_doe"
+            )
+        probe = evaluator.exact_metrics(space.smallest())
+        for obj in self.objectives:
+            if all(m in probe for m in obj.metrics):
+                check_feasible(obj, probe)
         self.archive = Archive()
         self.hv: list[float] = []
         self.surrogate_log: list[dict] = []
@@ -103,8 +114,9 @@ class Search:
             config=dataclasses.asdict(cfg),
         )
         ok = self.archive.ok()
+        names = [f"f{j + 1}_{o.name}" for j, o in enumerate(self.objectives)]
         values = {
-            r.arch_id: dict(zip([o.name for o in self.objectives], f, strict=True))
+            r.arch_id: dict(zip(names, f, strict=True))
             for r, f in zip(ok, self.objective_values(ok), strict=True)
         }
         write_archive_csv(os.path.join(cfg.save, "archive.csv"), self.archive, values)
