@@ -187,11 +187,13 @@ def main(argv: list[str] | None = None) -> int:
             r.get("peer_top1") is None or (r["ours_top1"] is not None and r["ours_top1"] >= r["peer_top1"])
             for r in run["constraints"]
         )
+        has_peer = any(r.get("peer_top1") is not None for r in run["constraints"])
+        verdict = ("met" if met else "NOT met") if has_peer else "n/a (no peer)"
         print(
             f"evaluations: ours {run['n_evals']} in total; peer {peer_evals} over {len(run['constraints'])} "
-            f"constraints; goal (>= peer at every constraint): {'met' if met else 'NOT met'}"
+            f"constraints; goal (>= peer at every constraint): {verdict}"
         )
-        run["goal_met"] = met
+        run["goal_met"] = met if has_peer else None
     print(f"wall time {wall:.1f}s")
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:
