@@ -250,18 +250,25 @@ class Search:
             if aid not in self.archive and aid not in {self.space.arch_id(c) for c in cands}:
                 cands.append(arch)
                 cand_F.append(f)
-        if not cands:
-            self.log(f"iteration {k}: NSGA-II found nothing new; sampling {cfg.n_iter} random architectures")
-            cands = [
-                a for a in self.space.sample(4 * cfg.n_iter, rng) if self.space.arch_id(a) not in self.archive
-            ]
-            cand_F = [np.zeros(len(fns))] * len(cands)
-        cand_F = np.array(cand_F)
-        if len(self.objectives) > 1:
-            pick = select_spread(F[front, 1], cand_F[:, 1], cfg.n_iter, rng)
-        else:
-            pick = np.argsort(cand_F[:, 0], kind="stable")[: cfg.n_iter]
-        chosen = [cands[i] for i in pick]
+        chosen = []
+        if cands:
+            cand_F = np.array(cand_F)
+            if len(self.objectives) > 1:
+                pick = select_spread(F[front, 1], cand_F[:, 1], cfg.n_iter, rng)
+            else:
+                pick = np.argsort(cand_F[:, 0], kind="stable")[: cfg.n_iter]
+            chosen = [cands[i] for i in pick]
+        if len(chosen) < cfg.n_iter:  # NSGA-II's population has converged: spend the budget anyway
+            self.log(f"iteration {k}: NSGA-II offered {len(chosen)} new architectures; adding random ones")
+            taken = {self.space.arch_id(a) for a in chosen}
+            for _ in range(100):
+                for a in self.space.sample(cfg.n_iter, rng):
+                    aid = self.space.arch_id(a)
+                    if aid not in self.archive and aid not in taken and len(chosen) < cfg.n_iter:
+                        taken.add(aid)
+                        chosen.append(a)
+                if len(chosen) == cfg.n_iter:
+                    break
         overhead = time.time() - t0
         t1 = time.time()
         results = self.evaluate(chosen)
