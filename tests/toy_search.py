@@ -68,3 +68,18 @@ if __name__ == "__main__":
     a = p.parse_args()
     cfg = toy_config(a.save, iterations=a.iterations, resume=a.save if a.resume else None)
     toy_search(cfg, delay=a.delay, log=print).run()
+
+
+class GPUSetEvaluator(ToyEvaluator):
+    """Reports which GPUs its worker process was given (CUDA_VISIBLE_DEVICES)."""
+
+    def measure(self, arch):
+        import os
+
+        time.sleep(self.delay)
+        gpus = [int(g) for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g]
+        return {"top1": 50.0, "first_gpu": float(gpus[0]) if gpus else -1.0, "n_visible": float(len(gpus))}
+
+
+def gpu_set_evaluator():
+    return GPUSetEvaluator(get_search_space("mobilenetv3", lr=32, ur=32), delay=0.2)

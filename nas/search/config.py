@@ -51,6 +51,12 @@ class SearchConfig:
     bn_batches: int = option(10, "batches of 200 training images that recalibrate BatchNorm per candidate")
     trainer: str = option("single_exit", "fine-tuning trainer (task plug-ins register more)")
     device: str = option("auto", "device of evaluation: auto, cpu, cuda or cuda:N")
+    # ---- execution ----
+    n_jobs: int | None = option(
+        None, "parallel evaluation processes (default: n_gpus // gpu with GPUs, else 1 = in this process)"
+    )
+    n_gpus: int = option(0, "GPUs to spread evaluation jobs over (CUDA_VISIBLE_DEVICES per job)")
+    gpu: int = option(1, "GPUs per evaluation job")
     # ---- constraints (tiny_ml, CNAS) ----
     pmax: float = option(2.0, "max params, millions")
     mmax: float = option(1e10, "max MACs, millions")

@@ -28,6 +28,7 @@ from nas.evaluation import Evaluator, Result
 from nas.io import read_json, write_json
 from nas.search.archive import Archive, read_stats, write_archive_csv, write_stats
 from nas.search.config import SearchConfig
+from nas.search.executors import InProcessExecutor
 from nas.search.moea import optimise
 from nas.search.objectives import Constraints, Objective, check_feasible, get_objective
 from nas.search.selection import select_spread
@@ -47,8 +48,16 @@ def latest_stats(save: str) -> str | None:
 
 
 class Search:
-    def __init__(self, cfg: SearchConfig, space: SearchSpace, evaluator: Evaluator, log: Callable = print):
+    def __init__(
+        self,
+        cfg: SearchConfig,
+        space: SearchSpace,
+        evaluator: Evaluator,
+        log: Callable = print,
+        executor=None,
+    ):
         self.cfg, self.space, self.evaluator, self._print = cfg, space, evaluator, log
+        self.executor = executor if executor is not None else InProcessExecutor(evaluator)
         constraints = Constraints(cfg.pmax, cfg.mmax, cfg.amax, cfg.wp, cfg.wm, cfg.wa, cfg.penalty)
         self.objectives: list[Objective] = [get_objective(cfg.first_obj, constraints)]
         if cfg.sec_obj:
@@ -127,30 +136,40 @@ class Search:
     # ---- evaluation -----------------------------------------------------------------------
 
     def evaluate(self, archs: list[Arch]) -> list[Result]:
-        """Evaluate and record each architecture, re-using any evaluation already on disk."""
-        k, out = self.iteration, []
-        bar = tqdm(archs, desc=f"iter {k} evaluate", leave=False, dynamic_ncols=True, disable=None)
-        for arch in bar:
-            aid = self.space.arch_id(arch)
-            folder = os.path.join(self.cfg.save, f"iter_{k}", f"net_{aid}")
-            stats_path = os.path.join(folder, "net.stats")
-            if os.path.isfile(stats_path):  # finished before a kill: keep it
-                result = Result.from_json(read_json(stats_path, "net.stats"))
-            else:
-                result = self.evaluator.evaluate_one(arch)
-                write_json(os.path.join(folder, "net.subnet"), arch)
-                if not result.ok:
-                    fail_dir = os.path.join(self.cfg.save, "failed", aid)
-                    write_json(os.path.join(fail_dir, "net.subnet"), arch)
-                    write_json(os.path.join(fail_dir, "failure.json"), result.failure)
-                write_json(stats_path, result.to_json())  # last: its presence means "done"
+        """Evaluate and record each architecture, re-using any evaluation already on disk.
+
+        Each result is written as soon as it arrives; the archive takes them in ``archs`` order.
+        """
+        k = self.iteration
+        folders = [os.path.join(self.cfg.save, f"iter_{k}", f"net_{self.space.arch_id(a)}") for a in archs]
+        results: list[Result | None] = [None] * len(archs)
+        for i, folder in enumerate(folders):
+            if os.path.isfile(os.path.join(folder, "net.stats")):  # finished before a kill: keep it
+                results[i] = Result.from_json(read_json(os.path.join(folder, "net.stats"), "net.stats"))
+        todo = [i for i, r in enumerate(results) if r is None]
+        bar = tqdm(total=len(todo), desc=f"iter {k} evaluate", leave=False, dynamic_ncols=True, disable=None)
+        for j, result in self.executor.map([archs[i] for i in todo]):
+            i = todo[j]
+            self._record(result, folders[i])
+            results[i] = result
+            bar.update()
+        bar.close()
+        for result in results:
             if not result.ok:
                 self.log(
-                    f"  evaluation of {aid} failed: {result.failure['type']}: {result.failure['message']}"
+                    f"  evaluation of {result.arch_id} failed: {result.failure['type']}: "
+                    f"{result.failure['message']}"
                 )
             self.archive.add(result, k)
-            out.append(result)
-        return out
+        return results
+
+    def _record(self, result: Result, folder: str) -> None:
+        write_json(os.path.join(folder, "net.subnet"), result.arch)
+        if not result.ok:
+            fail_dir = os.path.join(self.cfg.save, "failed", result.arch_id)
+            write_json(os.path.join(fail_dir, "net.subnet"), result.arch)
+            write_json(os.path.join(fail_dir, "failure.json"), result.failure)
+        write_json(os.path.join(folder, "net.stats"), result.to_json())  # last: its presence means "done"
 
     # ---- the loop -------------------------------------------------------------------------
 
