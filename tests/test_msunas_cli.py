@@ -63,3 +63,20 @@ def test_bad_input_exits_2_with_one_line(tmp_path, args, message):
     assert p.returncode == 2, (p.stdout, p.stderr)
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], p.stderr
+
+
+def test_config_file_sets_defaults_and_flags_win(tmp_path):
+    import yaml
+
+    cfg = tmp_path / "search.yaml"
+    cfg.write_text(yaml.safe_dump({"benchmark": "nb201", "iterations": 3, "predictor": "carts", "n_doe": 20}))
+    p = msunas("--config", str(cfg), "--iterations", "1", "--save", str(tmp_path / "run"))
+    assert p.returncode == 0, p.stderr
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert (saved["benchmark"], saved["iterations"], saved["n_doe"], saved["sec_obj"]) == (
+        "nb201",
+        1,
+        20,
+        "flops",
+    )
+    assert len(read_stats(tmp_path / "run" / "iter_1.stats")["archive_obj"]) == 30
