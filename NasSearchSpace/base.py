@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch.nn as nn
 
+from nas.errors import UserError
 from nas.io import read_json, write_json
 
 Arch = dict[str, Any]  # JSON-serialisable; what ``net.subnet`` holds
@@ -34,6 +35,20 @@ class SearchSpace(ABC):
     @abstractmethod
     def decode(self, x: np.ndarray) -> Arch:
         """Integer genes -> architecture; raises on genes outside ``[xl, xu]``."""
+
+    def check_genes(self, x: np.ndarray) -> np.ndarray:
+        """``x`` as an int array after checking its shape, integrality and per-gene bounds."""
+        x = np.asarray(x)
+        if x.shape != (self.n_var,):
+            raise UserError(f"expected {self.n_var} genes, got shape {x.shape}")
+        if not np.all(x == np.round(x)):
+            raise UserError("genes must be integers")
+        x = x.astype(int)
+        bad = np.flatnonzero((x < self.xl) | (x > self.xu))
+        if len(bad):
+            j = int(bad[0])
+            raise UserError(f"gene {j} = {x[j]} is outside its bounds [{self.xl[j]}, {self.xu[j]}]")
+        return x
 
     @abstractmethod
     def validate(self, arch: Any) -> Arch:

@@ -133,16 +133,7 @@ class NB201Space(SearchSpace):
         return np.array([OPS.index(op) for op in cell_ops(arch)], dtype=int)
 
     def decode(self, x: np.ndarray) -> str:
-        x = np.asarray(x)
-        if x.shape != (N_EDGES,):
-            raise UserError(f"expected {N_EDGES} genes, got shape {x.shape}")
-        if not np.all(x == np.round(x)):
-            raise UserError("genes must be integers")
-        x = x.astype(int)
-        bad = np.flatnonzero((x < self.xl) | (x > self.xu))
-        if len(bad):
-            j = int(bad[0])
-            raise UserError(f"gene {j} = {x[j]} is outside its bounds [{self.xl[j]}, {self.xu[j]}]")
+        x = self.check_genes(x)
         return cell_string([OPS[i] for i in x])
 
     def features(self, arch: str) -> np.ndarray:

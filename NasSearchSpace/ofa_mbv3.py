@@ -107,16 +107,7 @@ class OFAMobileNetV3Space(SearchSpace):
         )
 
     def decode(self, x: np.ndarray) -> Arch:
-        x = np.asarray(x)
-        if x.shape != (self.n_var,):
-            raise UserError(f"expected {self.n_var} genes, got shape {x.shape}")
-        if not np.all(x == np.round(x)):
-            raise UserError("genes must be integers")
-        x = x.astype(int)
-        bad = np.flatnonzero((x < self.xl) | (x > self.xu))
-        if len(bad):
-            j = int(bad[0])
-            raise UserError(f"gene {j} = {x[j]} is outside its bounds [{self.xl[j]}, {self.xu[j]}]")
+        x = self.check_genes(x)
         n = N_BLOCKS
         return {
             "ks": [self.ks_options[i] for i in x[:n]],
