@@ -280,14 +280,14 @@ def evaluate_subnet(
     data: DataSplits,
     split,
     device: torch.device,
-    bn_batches: int = 10,
-    batch_size: int = 200,
-    max_images: int | None = None,
-    seed: int = 0,
+    **kwargs,
 ) -> dict[str, float]:
-    """Top-1/top-5 of ``arch`` with inherited weights and recalibrated BatchNorm, on ``split``."""
+    """Top-1/top-5 of ``arch`` with inherited weights and recalibrated BatchNorm, on ``split``.
+
+    ``kwargs`` go to :func:`evaluate_network` (``bn_batches``, ``batch_size``, ``max_images``, ``seed``).
+    """
     net = space.build(arch, supernet).to(device).to(memory_format=torch.channels_last)
-    return evaluate_network(net, arch["r"], data, split, device, bn_batches, batch_size, max_images, seed)
+    return evaluate_network(net, arch["r"], data, split, device, **kwargs)
 
 
 def evaluate_network(
