@@ -10,6 +10,7 @@ does not change for them.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -24,16 +25,24 @@ from nas.registry import Registry
 from nas.supernet import evaluate_network
 from NasSearchSpace.base import Arch, SearchSpace
 
-# name -> function(net, arch, data, epochs, device, seed) that trains ``net`` in place
+# name -> function(net, arch, data, epochs, device, seed, num_workers) that trains ``net`` in place
 TRAINERS: Registry[Callable[..., None]] = Registry("trainer")
 
 
 @TRAINERS.register("single_exit")
 def finetune(
-    net: nn.Module, arch: Arch, data: DataSplits, epochs: int, device: torch.device, seed: int
+    net: nn.Module,
+    arch: Arch,
+    data: DataSplits,
+    epochs: int,
+    device: torch.device,
+    seed: int,
+    num_workers: int = 2,
 ) -> None:
     """Plain fine-tuning: SGD (momentum 0.9, lr 0.01 cosine to 0), batch 64, augmented images."""
-    loader = make_loader(data.train, 64, arch["r"], train=True, device=device, seed=seed)
+    loader = make_loader(
+        data.train, 64, arch["r"], train=True, device=device, seed=seed, num_workers=num_workers
+    )
     opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-5)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs * len(loader)))
     net.train()
@@ -67,10 +76,12 @@ class SubnetEvaluator(Evaluator):
         n_classes: int | None = None,
         device: str = "auto",
         seed: int = 0,
+        n_workers: int = 2,
     ) -> None:
         if vld_size <= 0:
             raise UserError("--vld_size must be > 0: candidates are scored on the validation split")
         self.space, self.n_epochs, self.seed, self.bn_batches = space, n_epochs, seed, bn_batches
+        self.n_workers = n_workers
         self.train_fn = TRAINERS.get(trainer)
         self.device = resolve_device(device)
         self.data = load_dataset(dataset, data_dir, vld_size=vld_size, seed=seed)
@@ -97,7 +108,7 @@ class SubnetEvaluator(Evaluator):
         arch = self.space.validate(arch)
         net = self.space.build(arch, self.supernet).to(self.device).to(memory_format=torch.channels_last)
         if self.n_epochs > 0:
-            self.train_fn(net, arch, self.data, self.n_epochs, self.device, self.seed)
+            self.train_fn(net, arch, self.data, self.n_epochs, self.device, self.seed, self.n_workers)
         res = evaluate_network(
             net,
             arch["r"],
@@ -106,5 +117,8 @@ class SubnetEvaluator(Evaluator):
             self.device,
             bn_batches=self.bn_batches,
             seed=self.seed,
+            num_workers=self.n_workers,
         )
+        if not math.isfinite(res["loss"]):  # a diverged network is a failure, not a low score
+            raise FloatingPointError(f"validation loss is {res['loss']}: non-finite network outputs")
         return {"top1": res["top1"], "top5": res["top5"], **self.exact_metrics(arch)}

@@ -300,6 +300,7 @@ def evaluate_network(
     batch_size: int = 200,
     max_images: int | None = None,
     seed: int = 0,
+    num_workers: int = 2,
 ) -> dict[str, float]:
     """Top-1/top-5 of ``net`` on ``split`` after recalibrating its BatchNorm on training images."""
     # Calibrate on a random (seeded) sample of un-augmented training images, not the first ones:
@@ -307,12 +308,20 @@ def evaluate_network(
     n_calib = min(len(data.train), bn_batches * batch_size)
     pick = np.random.default_rng(seed).choice(len(data.train), n_calib, replace=False)
     calib = make_loader(
-        data.train.subset(pick), batch_size, resolution, train=False, device=device, seed=seed
+        data.train.subset(pick),
+        batch_size,
+        resolution,
+        train=False,
+        device=device,
+        seed=seed,
+        num_workers=num_workers,
     )
     recalibrate_bn(net, _channels_last(calib), bn_batches)
     if max_images is not None and max_images < len(split):
         split = split.subset(np.arange(max_images))
-    test = make_loader(split, batch_size, resolution, train=False, device=device, seed=seed)
+    test = make_loader(
+        split, batch_size, resolution, train=False, device=device, seed=seed, num_workers=num_workers
+    )
     return accuracy(net, _channels_last(test))
 
 

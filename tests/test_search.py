@@ -82,6 +82,28 @@ def test_nsga_stays_in_bounds_and_reaches_every_option():
     assert X[:, -1].max() == 8 and X[:, -1].min() == 0  # both ends of the resolution gene reached
 
 
+def test_nsga_constraint_keeps_the_population_feasible():
+    space = get_search_space("mobilenetv3", lr=32, ur=96, rstep=8)
+
+    def small(archs):
+        return np.array([a["r"] for a in archs], float)
+
+    def big(archs):
+        return np.array([-sum(a["e"]) for a in archs], float)
+
+    # feasible only from 64 px up: the first objective alone would drive r down to 32
+    X, F = optimise(
+        space,
+        [small, big],
+        np.zeros((1, space.n_var), int),
+        np.random.default_rng(0),
+        30,
+        20,
+        constraints=[lambda archs: 64.0 - small(archs)],
+    )
+    assert F[:, 0].min() == 64.0 and all(space.decode(x)["r"] >= 64 for x in X)
+
+
 # ---- runs ----------------------------------------------------------------------------------
 
 
@@ -166,3 +188,21 @@ def test_bad_settings(tmp_path):
     with pytest.raises(UserError, match="used seed=0, not 1"):
         toy_search(toy_config(tmp_path / "d", resume=str(tmp_path / "d"), seed=1)).run()
     assert (tmp_path / "d" / "iter_0.stats").read_bytes() == before
+
+
+def test_top1min_keeps_nsga_candidates_above_it(tmp_path):
+    free = toy_search(toy_config(tmp_path / "free")).run()
+    top1 = sorted(r.metrics["top1"] for r in free if free.iteration_of[r.arch_id] == 0)
+    floor = top1[len(top1) * 3 // 4]  # the initial archive's upper quartile
+    archive = toy_search(toy_config(tmp_path / "min", top1min=floor)).run()
+    later = [r.metrics["top1"] for r in archive if archive.iteration_of[r.arch_id] > 0]
+    low = [r.metrics["top1"] for r in free if free.iteration_of[r.arch_id] > 0]
+    assert min(later) > floor - 1.0 and min(low) < floor - 1.0  # the constraint changed the search
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"), [({"top1min": 100}, "top1min"), ({"top1min": 50, "first_obj": "macs"}, "top1min")]
+)
+def test_top1min_bad_values(tmp_path, kw, match):
+    with pytest.raises(UserError, match=match):
+        toy_search(toy_config(tmp_path / "run", **kw))

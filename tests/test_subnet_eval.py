@@ -138,3 +138,22 @@ def test_msunas_refuses_impossible_constraints(tmp_path, supernet_file):
         timeout=300,
     )
     assert p.returncode == 2 and "no architecture meets the constraints" in p.stderr, p.stderr
+
+
+def _nan_supernet(supernet_file, tmp_path):
+    state = torch.load(supernet_file, weights_only=True)["state_dict"]
+    key = next(k for k in state if k.endswith("classifier.linear.weight"))
+    state[key][0, 0] = float("nan")
+    path = tmp_path / "nan.pth"
+    save_checkpoint(path, {"state_dict": state})
+    return path
+
+
+@pytest.mark.parametrize("n_epochs", [0, 1])
+def test_nan_network_is_a_recorded_failure(supernet_file, tmp_path, n_epochs):
+    ev = make(_nan_supernet(supernet_file, tmp_path), n_epochs=n_epochs)
+    ev.data.train = ev.data.train.subset(np.arange(0, len(ev.data.train), 50))
+    result = ev.evaluate_one(ev.space.smallest())
+    assert not result.ok and result.metrics == {}
+    assert result.failure["type"] == "FloatingPointError"
+    assert ("fine-tuning loss" if n_epochs else "validation loss") in result.failure["message"]

@@ -89,6 +89,7 @@ def build(cfg: SearchConfig):
         n_classes=cfg.n_classes,
         device=cfg.device,
         seed=cfg.seed,
+        n_workers=cfg.n_workers,
     )
 
 

@@ -30,6 +30,9 @@ class SearchConfig:
     sec_obj: str | None = option(
         None, "second objective: params, macs, activations, tiny_ml, latency, flops (none: single-objective)"
     )
+    top1min: float = option(
+        0.0, "minimum top-1 %: NSGA-II treats architectures predicted below it as infeasible (0: off)"
+    )
     hv_patience: int = option(0, "stop after this many iterations without hypervolume gain (0: never)")
     seed: int = option(0, "random seed of the whole search")
     # ---- search space ----
@@ -57,6 +60,10 @@ class SearchConfig:
     )
     n_gpus: int = option(0, "GPUs to spread evaluation jobs over (CUDA_VISIBLE_DEVICES per job)")
     gpu: int = option(1, "GPUs per evaluation job")
+    n_workers: int = option(2, "data-loading worker processes for datasets read from files (ImageNet)")
+    ray_address: str | None = option(
+        None, "evaluate on Ray: 'local' starts a Ray on this machine, 'auto' or HOST:PORT joins a cluster"
+    )
     # ---- constraints (tiny_ml, CNAS) ----
     pmax: float = option(2.0, "max params, millions")
     mmax: float = option(1e10, "max MACs, millions")

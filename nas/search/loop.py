@@ -62,6 +62,10 @@ class Search:
         self.objectives: list[Objective] = [get_objective(cfg.first_obj, constraints)]
         if cfg.sec_obj:
             self.objectives.append(get_objective(cfg.sec_obj, constraints))
+        if cfg.top1min > 0 and cfg.first_obj != "top1":
+            raise UserError(f"--top1min applies to --first_obj top1, not {cfg.first_obj!r}; drop it")
+        if not 0 <= cfg.top1min < 100:
+            raise UserError(f"--top1min {cfg.top1min} must be a top-1 percentage in [0, 100)")
         if cfg.n_doe < 2 or cfg.n_iter < 1 or cfg.iterations < 0:
             raise UserError("--n_doe must be >= 2, --n_iter >= 1 and --iterations >= 0")
         if cfg.n_iter > cfg.pop_size:
@@ -261,11 +265,16 @@ class Search:
             else [F[:, 0].argmin()]
         )
         seeds = np.stack([self.space.encode(ok[i].arch) for i in front])
-        pop_X, pop_F = optimise(self.space, fns, seeds, rng, cfg.pop_size, cfg.n_gen)
+        constraints = []
+        if cfg.top1min > 0:  # predicted top-1 error <= 100 - top1min
+            constraints.append(lambda archs: fns[0](archs) - (100.0 - cfg.top1min))
+        pop_X, pop_F = optimise(self.space, fns, seeds, rng, cfg.pop_size, cfg.n_gen, constraints)
         cands, cand_F = [], []
         for x, f in zip(pop_X, pop_F, strict=True):
             arch = self.space.decode(x)
             aid = self.space.arch_id(arch)
+            if cfg.top1min > 0 and f[0] > 100.0 - cfg.top1min:
+                continue  # predicted below --top1min
             if aid not in self.archive and aid not in {self.space.arch_id(c) for c in cands}:
                 cands.append(arch)
                 cand_F.append(f)

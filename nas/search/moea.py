@@ -26,13 +26,26 @@ ObjectiveFn = Callable[[list[Arch]], np.ndarray]
 
 
 class SurrogateProblem(Problem):
-    def __init__(self, space: SearchSpace, fns: Sequence[ObjectiveFn]) -> None:
-        super().__init__(n_var=space.n_var, n_obj=len(fns), xl=space.xl, xu=space.xu, vtype=int)
-        self.space, self.fns = space, list(fns)
+    """Objectives ``fns`` and inequality constraints ``constraints`` (feasible where ``<= 0``)."""
+
+    def __init__(
+        self, space: SearchSpace, fns: Sequence[ObjectiveFn], constraints: Sequence[ObjectiveFn] = ()
+    ) -> None:
+        super().__init__(
+            n_var=space.n_var,
+            n_obj=len(fns),
+            n_ieq_constr=len(constraints),
+            xl=space.xl,
+            xu=space.xu,
+            vtype=int,
+        )
+        self.space, self.fns, self.constraints = space, list(fns), list(constraints)
 
     def _evaluate(self, x, out, *args, **kwargs):
         archs = [self.space.decode(row) for row in np.rint(x).astype(int)]
         out["F"] = np.column_stack([fn(archs) for fn in self.fns])
+        if self.constraints:
+            out["G"] = np.column_stack([g(archs) for g in self.constraints])
 
 
 def initial_population(space: SearchSpace, seeds: np.ndarray, pop_size: int, rng: np.random.Generator):
@@ -51,8 +64,13 @@ def optimise(
     rng: np.random.Generator,
     pop_size: int = 40,
     n_gen: int = 20,
+    constraints: Sequence[ObjectiveFn] = (),
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Final population ``(X, F)`` of NSGA-II (a GA for one objective) started from ``seeds``."""
+    """Final population ``(X, F)`` of NSGA-II (a GA for one objective) started from ``seeds``.
+
+    With ``constraints`` (feasible where every column is ``<= 0``) pymoo prefers feasible
+    solutions, and among infeasible ones the least violating.
+    """
     repair = RoundingRepair()
     kw = dict(
         pop_size=pop_size,
@@ -63,7 +81,7 @@ def optimise(
     )
     algorithm = NSGA2(**kw) if len(fns) > 1 else GA(**kw)
     res = minimize(
-        SurrogateProblem(space, fns),
+        SurrogateProblem(space, fns, constraints),
         algorithm,
         ("n_gen", n_gen),
         seed=int(rng.integers(2**31 - 1)),
