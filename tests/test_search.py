@@ -82,6 +82,25 @@ def test_nsga_stays_in_bounds_and_reaches_every_option():
     assert X[:, -1].max() == 8 and X[:, -1].min() == 0  # both ends of the resolution gene reached
 
 
+def test_nsga_population_is_distinct_architectures_new_to_the_archive():
+    space = get_search_space("mobilenetv3", lr=32, ur=32)
+    rng = np.random.default_rng(0)
+    archive = space.sample(30, rng)
+    known = {space.arch_id(a) for a in archive}
+
+    def macs(archs):  # drives everything to the smallest network, whose inactive genes vary freely
+        return np.array([space.costs(a, 10)["macs"] for a in archs])
+
+    def params(archs):
+        return np.array([space.costs(a, 10)["params"] for a in archs])
+
+    seeds = np.stack([space.encode(a) for a in archive[:5]])
+    X, _ = optimise(space, [macs, params], seeds, rng, pop_size=30, n_gen=15, known=known)
+    ids = [space.arch_id(space.decode(x)) for x in X]
+    assert len(set(ids)) == len(ids) == 30
+    assert len(set(ids) - known) >= 30 - 5  # only the seeds themselves may come from the archive
+
+
 def test_nsga_constraint_keeps_the_population_feasible():
     space = get_search_space("mobilenetv3", lr=32, ur=96, rstep=8)
 

@@ -53,7 +53,7 @@ class Search:
         cfg: SearchConfig,
         space: SearchSpace,
         evaluator: Evaluator,
-        log: Callable = print,
+        log: Callable = tqdm.write,
         executor=None,
     ):
         self.cfg, self.space, self.evaluator, self._print = cfg, space, evaluator, log
@@ -86,6 +86,7 @@ class Search:
         self.archive = Archive()
         self.hv: list[float] = []
         self.surrogate_log: list[dict] = []
+        self.timings: list[dict] = []  # per iteration: evaluation and search-overhead seconds
         self.hv_ref: list[float] | None = None
         self.iteration = -1
 
@@ -123,6 +124,7 @@ class Search:
             hv=self.hv,
             hv_ref=self.hv_ref,
             surrogate=self.surrogate_log,
+            timings=self.timings,
             objectives=[o.name for o in self.objectives],
             config=dataclasses.asdict(cfg),
         )
@@ -205,6 +207,7 @@ class Search:
         self.hv = list(stats["hv"])
         self.hv_ref = stats.get("hv_ref")
         self.surrogate_log = list(stats.get("surrogate", []))
+        self.timings = list(stats.get("timings", []))
         self.log(f"resumed from {stats_path}: {len(self.archive)} architectures, iteration {self.iteration}")
 
     def run(self) -> Archive:
@@ -221,13 +224,24 @@ class Search:
                 raise UserError("every architecture of the initial archive failed; see failed/ for why")
             self._prepare_objectives()
             self.hv.append(self._hypervolume())
+            self.timings.append({"iteration": 0, "eval_s": time.time() - t0, "search_s": 0.0})
             self._save_iteration([r.arch_id for r in self.archive])
-            self.log(self._summary(time.time() - t0, 0.0, None))
+            self.log(self._summary(None))
+        bar = tqdm(
+            total=cfg.iterations,
+            initial=self.iteration,
+            desc="search",
+            unit="iter",
+            dynamic_ncols=True,
+            disable=None,
+        )
         while self.iteration < cfg.iterations:
             if self._stagnated():
                 self.log(f"stopping: no hypervolume gain in {cfg.hv_patience} iterations")
                 break
             self.step()
+            bar.update()
+        bar.close()
         return self.archive
 
     def _stagnated(self) -> bool:
@@ -268,7 +282,9 @@ class Search:
         constraints = []
         if cfg.top1min > 0:  # predicted top-1 error <= 100 - top1min
             constraints.append(lambda archs: fns[0](archs) - (100.0 - cfg.top1min))
-        pop_X, pop_F = optimise(self.space, fns, seeds, rng, cfg.pop_size, cfg.n_gen, constraints)
+        pop_X, pop_F = optimise(
+            self.space, fns, seeds, rng, cfg.pop_size, cfg.n_gen, constraints, known=self.archive.results
+        )
         cands, cand_F = [], []
         for x, f in zip(pop_X, pop_F, strict=True):
             arch = self.space.decode(x)
@@ -302,8 +318,9 @@ class Search:
         results = self.evaluate(chosen)
         self._prepare_objectives()
         self.hv.append(self._hypervolume())
+        self.timings.append({"iteration": k, "eval_s": time.time() - t1, "search_s": overhead})
         self._save_iteration([r.arch_id for r in results])
-        self.log(self._summary(time.time() - t1, overhead, quality))
+        self.log(self._summary(quality))
 
     def _exact_fn(self, obj: Objective):
         """A function computing ``obj`` for architectures without evaluating them, if possible."""
@@ -312,7 +329,7 @@ class Search:
             return None
         return lambda archs: np.array([obj(self.evaluator.exact_metrics(a)) for a in archs], dtype=float)
 
-    def _summary(self, eval_s: float, overhead_s: float, quality: dict | None) -> str:
+    def _summary(self, quality: dict | None) -> str:
         ok = self.archive.ok()
         best = min(self.objectives[0](r.metrics) for r in ok)
         tau = f"{quality['tau']:.3f}" if quality and quality.get("tau") is not None else "-"
@@ -320,7 +337,7 @@ class Search:
         return (
             f"iter {self.iteration}: archive {len(self.archive)} ({len(self.archive.failed())} failed)  "
             f"hv {self.hv[-1]:.6g}  surrogate tau {tau}{chosen}  best {self.objectives[0].name} "
-            f"{best:.3f}  eval {eval_s:.1f}s  search {overhead_s:.1f}s"
+            f"{best:.3f}  eval {self.timings[-1]['eval_s']:.1f}s  search {self.timings[-1]['search_s']:.1f}s"
         )
 
 

@@ -8,11 +8,12 @@ and any gene with more than three options unreachable).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
 from pymoo.algorithms.moo.nsga2 import NSGA2
 from pymoo.algorithms.soo.nonconvex.ga import GA
+from pymoo.core.duplicate import DuplicateElimination
 from pymoo.core.problem import Problem
 from pymoo.operators.crossover.sbx import SBX
 from pymoo.operators.mutation.pm import PM
@@ -48,6 +49,33 @@ class SurrogateProblem(Problem):
             out["G"] = np.column_stack([g(archs) for g in self.constraints])
 
 
+class ArchDuplicates(DuplicateElimination):
+    """Duplicates are the same architecture (``arch_id``), not the same genes, and offspring that
+    repeat an architecture of ``known`` (the archive) are discarded too.
+
+    Genes of inactive blocks do not change the network, so gene-level duplicate elimination let
+    the population fill up with copies of one architecture (the quickstart's first runs ended
+    with no new architecture at all). pymoo's mating compares offspring with the current
+    population (``other`` given); only then are archive members rejected, so the archive's
+    front still seeds the initial population.
+    """
+
+    def __init__(self, space: SearchSpace, known: Collection[str] = ()) -> None:
+        super().__init__()
+        self.space, self.known = space, set(known)
+
+    def key(self, ind) -> str:
+        return self.space.arch_id(self.space.decode(np.rint(ind.X).astype(int)))
+
+    def _do(self, pop, other, is_duplicate):
+        seen = set() if other is None else self.known | {self.key(o) for o in other}
+        for i, ind in enumerate(pop):
+            k = self.key(ind)
+            is_duplicate[i] = k in seen
+            seen.add(k)
+        return is_duplicate
+
+
 def initial_population(space: SearchSpace, seeds: np.ndarray, pop_size: int, rng: np.random.Generator):
     """The archive's best genes first, random ones to fill ``pop_size``; no duplicate rows."""
     rows = [tuple(r) for r in np.asarray(seeds, dtype=int)]
@@ -65,11 +93,13 @@ def optimise(
     pop_size: int = 40,
     n_gen: int = 20,
     constraints: Sequence[ObjectiveFn] = (),
+    known: Collection[str] = (),
 ) -> tuple[np.ndarray, np.ndarray]:
     """Final population ``(X, F)`` of NSGA-II (a GA for one objective) started from ``seeds``.
 
     With ``constraints`` (feasible where every column is ``<= 0``) pymoo prefers feasible
-    solutions, and among infeasible ones the least violating.
+    solutions, and among infeasible ones the least violating. Offspring never repeat an
+    architecture of ``known`` (ids), so the final population holds as many new ones as it can.
     """
     repair = RoundingRepair()
     kw = dict(
@@ -77,7 +107,7 @@ def optimise(
         sampling=initial_population(space, seeds, pop_size, rng).astype(float),
         crossover=SBX(prob=0.9, eta=15, repair=repair, vtype=float),
         mutation=PM(eta=20, repair=repair, vtype=float),
-        eliminate_duplicates=True,
+        eliminate_duplicates=ArchDuplicates(space, known),
     )
     algorithm = NSGA2(**kw) if len(fns) > 1 else GA(**kw)
     res = minimize(
