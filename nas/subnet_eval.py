@@ -105,6 +105,11 @@ class SubnetEvaluator(Evaluator):
         return self.space.costs(arch, self.n_classes)
 
     def measure(self, arch: Arch) -> dict[str, float]:
+        return self.network(arch)[1]
+
+    def network(self, arch: Arch) -> tuple[nn.Module, dict[str, float]]:
+        """The scored network (inherited weights, fine-tuned if asked, BatchNorm recalibrated) and
+        its metrics; ``post_search.py`` saves these weights for the networks it chooses."""
         arch = self.space.validate(arch)
         net = self.space.build(arch, self.supernet).to(self.device).to(memory_format=torch.channels_last)
         if self.n_epochs > 0:
@@ -121,4 +126,4 @@ class SubnetEvaluator(Evaluator):
         )
         if not math.isfinite(res["loss"]):  # a diverged network is a failure, not a low score
             raise FloatingPointError(f"validation loss is {res['loss']}: non-finite network outputs")
-        return {"top1": res["top1"], "top5": res["top5"], **self.exact_metrics(arch)}
+        return net, {"top1": res["top1"], "top5": res["top5"], **self.exact_metrics(arch)}

@@ -74,7 +74,7 @@ class Search:
                 "iteration; lower --n_iter or raise --pop_size"
             )
         need = min_cv_samples(cfg.predictor, 5)
-        if cfg.n_doe < need:
+        if cfg.iterations > 0 and cfg.n_doe < need:  # the surrogate is first fitted in iteration 1
             raise UserError(
                 f"--n_doe {cfg.n_doe} is too small for --predictor {cfg.predictor}, whose 5-fold "
                 f"cross-validation needs at least {need} architectures; raise --n_doe"
