@@ -1,0 +1,433 @@
+"""Export a subnet to a deployable ONNX or TorchScript file, checked against PyTorch.
+
+    python tools/export.py --subnet run/net.subnet --ckpt run/ckpt.pth                   # run/net.onnx
+    python tools/export.py --subnet run/net.subnet --ckpt run/ckpt.pth --format torchscript  # run/net.pt
+    python tools/export.py --subnet net.subnet --n_classes 1000 --output lat/net.onnx     # random weights
+
+The subnet is built from its ``net.subnet``, the checkpoint (its state dict, or a dict holding
+one under ``state_dict``) is loaded strictly, and the network is exported in eval mode: ONNX with
+``torch.onnx.export`` (the torch.export-based ``dynamo`` exporter, opset >= 18, by default; the
+deprecated TorchScript-based ``legacy`` one for older opsets) with a dynamic batch axis, or
+TorchScript with ``torch.jit.trace`` (``torch.jit`` is deprecated by PyTorch but its files still
+load in ``torch.jit.load`` and libtorch). The saved file is then loaded again (onnxruntime on the
+CPU for ONNX, ``torch.jit.load`` for TorchScript) and run on seeded random inputs, two at
+``--batch_size`` and one at ``--batch_size`` + 2, and its outputs are compared with PyTorch's.
+Exit status 0: the check passed; 1: it failed; 2: bad input. ``<output>.json`` records the
+format, opset, input shape, the check, params / MACs / activations (millions) and the file's
+size and SHA-256. The network takes normalised images (the dataset's mean and std), as in training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib
+import importlib.metadata
+import os
+import sys
+import tempfile
+import warnings
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+
+from nas.cli import run_cli  # noqa: E402
+from nas.device import resolve_device  # noqa: E402
+from nas.errors import UserError  # noqa: E402
+from nas.io import load_checkpoint, read_json, write_json  # noqa: E402
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
+EXPORTERS = ("dynamo", "legacy")
+DEFAULT_OPSET = 18  # the dynamo exporter's native minimum; onnxruntime >= 1.14 runs it
+CLASSIFIER_KEY = "classifier.linear.weight"  # (n_classes, features) in an OFA MobileNetV3 subnet
+CHECK_SEED = 0
+SCHEMA = "nas-export/1"
+
+
+def require(module: str, package: str, why: str) -> Any:
+    """Import ``module`` or fail with one line naming the pip package that provides it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise UserError(
+            f"{why} needs the {package} package, which is not installed; "
+            f"pip install {package} (or pip install -r requirements.txt)"
+        ) from None
+
+
+def positive_int(text: str | None, flag: str) -> int | None:
+    if text is None:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise UserError(f"{flag} {text!r} must be a positive integer")
+    return value
+
+
+def non_negative_float(text: str, flag: str, example: str = "1e-4") -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also rejects nan
+        raise UserError(f"{flag} {text!r} must be a number >= 0, e.g. {flag} {example}")
+    return value
+
+
+# ---- weights --------------------------------------------------------------------------------
+
+
+def read_state_dict(path: str) -> dict[str, torch.Tensor]:
+    """The tensors of a checkpoint that is a state dict or holds one under ``state_dict``."""
+    ckpt = load_checkpoint(path, "checkpoint")
+    state = ckpt.get("state_dict", ckpt)
+    if not isinstance(state, dict) or not state or not all(torch.is_tensor(v) for v in state.values()):
+        raise UserError(
+            f"checkpoint {path!r} is not a state dict of tensors (nor a dict with one under 'state_dict')"
+        )
+    if all(k.startswith("module.") for k in state):  # saved from DataParallel / DDP
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    return state
+
+
+def checkpoint_classes(state: dict[str, torch.Tensor], path: str) -> int:
+    w = state.get(CLASSIFIER_KEY)
+    if w is None or w.dim() != 2:
+        raise UserError(
+            f"checkpoint {path!r} has no 2-d {CLASSIFIER_KEY}, so it is not an OFA MobileNetV3 subnet "
+            f"state dict (its first key is {next(iter(state))!r})"
+        )
+    return int(w.shape[0])
+
+
+def load_strict(model: nn.Module, state: dict[str, torch.Tensor], ckpt: str, subnet: str) -> None:
+    """``load_state_dict(strict=True)`` with one line naming the first tensor that does not fit."""
+    own = model.state_dict()
+    problems = []
+    for key, t in own.items():
+        if key not in state:
+            problems.append(f"the subnet's {key} is missing from the checkpoint")
+        elif tuple(state[key].shape) != tuple(t.shape):
+            problems.append(
+                f"{key} has shape {tuple(state[key].shape)} in the checkpoint, "
+                f"the subnet needs {tuple(t.shape)}"
+            )
+    problems += [f"{key} in the checkpoint is not in the subnet" for key in state if key not in own]
+    if problems:
+        more = f" ({len(problems) - 1} more tensors differ)" if len(problems) > 1 else ""
+        raise UserError(
+            f"checkpoint {ckpt!r} does not fit subnet {subnet!r}: {problems[0]}{more}; "
+            "was it trained for another architecture?"
+        )
+    model.load_state_dict(state, strict=True)
+
+
+# ---- export and reload ----------------------------------------------------------------------
+
+
+def temp_path_for(output: str) -> str:
+    """A fresh file next to ``output``; the export goes there and is renamed once complete."""
+    parent = os.path.dirname(os.path.abspath(output))
+    os.makedirs(parent, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{os.path.basename(output)}.", suffix=".tmp")
+    os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; exports are meant to be shared
+    return tmp
+
+
+def export_onnx(model: nn.Module, example: torch.Tensor, path: str, exporter: str, opset: int) -> int:
+    """Write ``model`` as one self-contained ONNX file; returns the opset written."""
+    onnx = require("onnx", "onnx", "--format onnx")
+    kwargs: dict[str, Any] = {"input_names": ["input"], "output_names": ["logits"], "opset_version": opset}
+    if exporter == "dynamo":
+        require("onnxscript", "onnxscript", "the dynamo ONNX exporter")
+        kwargs.update(
+            dynamo=True,
+            verbose=False,  # no progress lines
+            external_data=False,  # weights inside the file (OFA subnets are far below protobuf's 2 GB)
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+        )
+    else:
+        kwargs.update(dynamo=False, dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+    try:
+        with warnings.catch_warnings():
+            # --exporter legacy is a deliberate choice; its DeprecationWarning would only repeat it
+            warnings.filterwarnings("ignore", message="You are using the legacy", category=DeprecationWarning)
+            torch.onnx.export(model, (example,), path, **kwargs)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        other = "legacy" if exporter == "dynamo" else "dynamo"
+        raise UserError(
+            f"ONNX export with the {exporter} exporter failed ({type(e).__name__}: {first[:300]}); "
+            f"try --exporter {other}"
+        ) from None
+    model_proto = onnx.load(path)  # validated by onnx.checker with the other checks, after the rename
+    written = next((o.version for o in model_proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    if written != opset:
+        raise UserError(
+            f"asked for --opset {opset} but the {exporter} exporter wrote opset {written}; "
+            "use --opset 18 or newer, or --exporter legacy for older opsets"
+        )
+    return written
+
+
+def export_torchscript(model: nn.Module, example: torch.Tensor, path: str) -> None:
+    with warnings.catch_warnings():
+        # torch.jit is deprecated (FutureWarning on every call) but is what --format torchscript asks for
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=FutureWarning)
+        with torch.no_grad():
+            traced = torch.jit.trace(model, example, check_trace=False)  # checked below, after reload
+        traced.save(path)
+
+
+def load_runner(fmt: str, path: str, device: torch.device):
+    """A function ``x (CPU tensor) -> outputs (NumPy)`` running the saved file."""
+    if fmt == "onnx":
+        onnx = require("onnx", "onnx", "--format onnx")
+        ort = require("onnxruntime", "onnxruntime", "checking an ONNX file")
+        onnx.checker.check_model(path, full_check=True)  # structure and shape inference
+        session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        return lambda x: session.run(None, {name: x.numpy()})[0]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=FutureWarning)
+        loaded = torch.jit.load(path, map_location=device)
+
+    def run(x: torch.Tensor) -> np.ndarray:
+        with torch.no_grad():
+            return loaded(x.to(device)).cpu().numpy()
+
+    return run
+
+
+def check_outputs(model, runner, batch_size: int, resolution: int, device, atol: float, rtol: float) -> dict:
+    """Compare the saved file with PyTorch on seeded random inputs (the last one with another batch)."""
+    gen = torch.Generator().manual_seed(CHECK_SEED)
+    shapes = [(b, 3, resolution, resolution) for b in (batch_size, batch_size, batch_size + 2)]
+    max_diff, passed = 0.0, True
+    for shape in shapes:
+        x = torch.randn(shape, generator=gen)
+        with torch.no_grad():
+            ref = model(x.to(device)).cpu().numpy()
+        out = np.asarray(runner(x))
+        if out.shape != ref.shape:
+            raise RuntimeError(f"output shape {out.shape} for input {shape}, PyTorch gives {ref.shape}")
+        diff = np.abs(out.astype(np.float64) - ref.astype(np.float64))
+        max_diff = max(max_diff, float(np.max(diff)))  # nan propagates and fails below
+        passed = passed and bool(np.all(diff <= atol + rtol * np.abs(ref)))
+    return {
+        "seed": CHECK_SEED,
+        "input_shapes": [list(s) for s in shapes],
+        "max_abs_diff": max_diff,
+        "atol": atol,
+        "rtol": rtol,
+        "passed": bool(passed and np.isfinite(max_diff)),
+    }
+
+
+def sha256_of(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def version_of(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+# ---- command line ---------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--subnet", required=True, help="the subnet's net.subnet JSON file")
+    p.add_argument(
+        "--ckpt",
+        help="the subnet's weights: a state dict, or a dict with one under 'state_dict' "
+        "(default: random weights, for latency measurements only)",
+    )
+    p.add_argument("--format", default="onnx", help="onnx (default) or torchscript")
+    p.add_argument("--output", help="the file to write (default: net.onnx / net.pt next to --subnet)")
+    p.add_argument(
+        "--search_space",
+        default="mobilenetv3",
+        help="registered search space name; only mobilenetv3 can be exported so far",
+    )
+    p.add_argument("--width_mult", help="1.0 or 1.2 (default: the subnet's w, else 1.0)")
+    p.add_argument("--resolution", help="input height and width (default: the subnet's r)")
+    p.add_argument("--n_classes", help="classes of a random-weight network, without --ckpt (default 1000)")
+    p.add_argument(
+        "--batch_size",
+        default="1",
+        help="batch of the example input (default 1); the batch axis stays dynamic",
+    )
+    p.add_argument("--opset", help=f"ONNX opset (default {DEFAULT_OPSET}; below 18 needs --exporter legacy)")
+    p.add_argument(
+        "--exporter", help="ONNX exporter: dynamo (default, torch.export-based) or legacy (TorchScript-based)"
+    )
+    p.add_argument("--atol", default="1e-4", help="absolute tolerance of the check (default 1e-4)")
+    p.add_argument("--rtol", default="1e-3", help="relative tolerance of the check (default 1e-3)")
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="where PyTorch builds, exports and runs the reference: cpu (default; exported files do "
+        "not depend on it), auto, cuda, cuda:N. onnxruntime runs on the CPU",
+    )
+    args = p.parse_args(argv)
+
+    # ---- check every input before the slow work
+    if args.format not in FORMATS:
+        raise UserError(f"unknown --format {args.format!r}; use {' or '.join(FORMATS)}")
+    if args.search_space != "mobilenetv3":
+        raise UserError(f"--search_space {args.search_space!r} cannot be exported yet; use mobilenetv3")
+    onnx_format = args.format == "onnx"
+    if not onnx_format and (args.opset is not None or args.exporter is not None):
+        raise UserError("--opset and --exporter apply to --format onnx only; drop them for torchscript")
+    exporter = args.exporter or "dynamo"
+    if exporter not in EXPORTERS:
+        raise UserError(f"unknown --exporter {args.exporter!r}; use {' or '.join(EXPORTERS)}")
+    opset = positive_int(args.opset, "--opset") or DEFAULT_OPSET
+    if onnx_format and exporter == "dynamo" and opset < 18:
+        raise UserError(
+            f"the dynamo exporter writes opset 18 or newer; add --exporter legacy for --opset {opset}"
+        )
+    batch_size = positive_int(args.batch_size, "--batch_size")
+    atol, rtol = non_negative_float(args.atol, "--atol"), non_negative_float(args.rtol, "--rtol")
+    device = resolve_device(args.device)
+    if onnx_format:  # fail now, not after the export, when a package is missing
+        require("onnx", "onnx", "--format onnx")
+        require("onnxruntime", "onnxruntime", "checking an ONNX file")
+        if exporter == "dynamo":
+            require("onnxscript", "onnxscript", "the dynamo ONNX exporter")
+
+    raw = read_json(args.subnet, "subnet file")
+    from NasSearchSpace import get_search_space  # imports ofa and torchvision: after the cheap checks
+
+    if args.width_mult is not None:
+        width = non_negative_float(args.width_mult, "--width_mult", "1.2")
+    else:
+        width = raw.get("w", 1.0) if isinstance(raw, dict) else 1.0
+    space = get_search_space(args.search_space, lr=32, ur=32, width_mult=width)
+    try:
+        arch = space.validate(raw)
+    except UserError as e:
+        raise UserError(f"subnet file {args.subnet!r}: {e}") from None
+    resolution = positive_int(args.resolution, "--resolution") or arch["r"]
+    if resolution < 32:
+        raise UserError(f"--resolution {resolution} is below 32 pixels; the network downsamples 32x")
+
+    if args.ckpt is not None:
+        state = read_state_dict(args.ckpt)
+        n_classes = checkpoint_classes(state, args.ckpt)
+        wanted = positive_int(args.n_classes, "--n_classes")
+        if wanted is not None and wanted != n_classes:
+            raise UserError(
+                f"--n_classes {wanted} contradicts the {n_classes} classes of checkpoint {args.ckpt!r}; "
+                "drop --n_classes"
+            )
+    else:
+        state, n_classes = None, positive_int(args.n_classes, "--n_classes") or 1000
+    output = args.output or os.path.join(
+        os.path.dirname(os.path.abspath(args.subnet)), "net" + FORMATS[args.format]
+    )
+    if os.path.isdir(output):
+        example_file = os.path.join(output, "net" + FORMATS[args.format])
+        raise UserError(f"--output {output!r} is a directory; give a file name, e.g. {example_file}")
+
+    # ---- build, load, export
+    with torch.random.fork_rng(devices=[]):  # OFA initialises from the global generator: seed a copy
+        torch.manual_seed(0)
+        model = space.build(arch, n_classes=n_classes)
+    if state is not None:
+        load_strict(model, state, args.ckpt, args.subnet)
+    else:
+        print(f"warning: no --ckpt: random weights ({n_classes} classes); use the file for latency only")
+    model = model.to(device).eval()
+    costs = space.costs({**arch, "r": resolution}, n_classes)
+    input_shape = [batch_size, 3, resolution, resolution]
+    print(
+        f"subnet {args.subnet}: input {'x'.join(map(str, input_shape))}, {n_classes} classes, "
+        f"{costs['params']:.3f} M params, {costs['macs']:.2f} M MACs"
+    )
+    example = torch.randn(input_shape, generator=torch.Generator().manual_seed(CHECK_SEED)).to(device)
+    tmp = temp_path_for(output)
+    try:
+        if onnx_format:
+            written_opset = export_onnx(model, example, tmp, exporter, opset)
+        else:
+            written_opset = None
+            export_torchscript(model, example, tmp)
+        os.replace(tmp, output)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    size, digest = os.path.getsize(output), sha256_of(output)
+    what = f"opset {written_opset}, {exporter} exporter" if onnx_format else "torch.jit.trace"
+    print(f"exported {output} ({args.format}, {what}; {size / 1e6:.2f} MB, sha256 {digest[:16]}...)")
+
+    # ---- reload and compare
+    reloader = "onnxruntime" if onnx_format else "torch.jit.load"
+    try:
+        check = check_outputs(
+            model, load_runner(args.format, output, device), batch_size, resolution, device, atol, rtol
+        )
+        error = None
+    except Exception as e:  # a file that does not load or run is a failed check, not a crash
+        error = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+        check = {"seed": CHECK_SEED, "max_abs_diff": None, "atol": atol, "rtol": rtol, "passed": False}
+        check["error"] = error
+    if error:
+        print(f"check: {reloader} on {output} failed ({error}): FAIL")
+    else:
+        print(
+            f"check: {reloader} vs PyTorch on {len(check['input_shapes'])} seeded inputs "
+            f"(batch {batch_size}, {batch_size}, {batch_size + 2}): max |diff| {check['max_abs_diff']:.2e} "
+            f"(atol {atol:g}, rtol {rtol:g}): {'pass' if check['passed'] else 'FAIL'}"
+        )
+
+    info = {
+        "schema": SCHEMA,
+        "format": args.format,
+        "file": os.path.basename(output),
+        "file_size": size,
+        "sha256": digest,
+        "exporter": exporter if onnx_format else "torch.jit.trace",
+        "opset": written_opset,
+        "input_name": "input" if onnx_format else None,
+        "output_name": "logits" if onnx_format else None,
+        "input_shape": input_shape,
+        "dynamic_batch": True,  # ONNX: a symbolic axis; TorchScript: traced ops take any batch (checked)
+        "n_classes": n_classes,
+        "max_abs_diff": check["max_abs_diff"],
+        "check": check,
+        "params": costs["params"],
+        "macs": costs["macs"],
+        "activations": costs["activations"],
+        "search_space": args.search_space,
+        "arch": {**arch, "r": resolution},
+        "arch_id": space.arch_id({**arch, "r": resolution}),
+        "subnet": os.path.abspath(args.subnet),
+        "ckpt": os.path.abspath(args.ckpt) if args.ckpt else None,
+        "random_weights": state is None,
+        "device": str(device),
+        "versions": {m: version_of(m) for m in ("torch", "onnx", "onnxruntime", "onnxscript")},
+    }
+    write_json(output + ".json", info)
+    print(f"wrote {output}.json")
+    return 0 if check["passed"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
