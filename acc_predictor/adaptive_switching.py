@@ -31,7 +31,7 @@ class AdaptiveSwitching(Surrogate):
 
     name = "as"
     cross_validates = True
-    default_candidates = ("rbf", "gp", "carts", "mlp")
+    default_candidates = ("ridge", "gp", "rbf", "carts", "mlp")
 
     def __init__(self, rng: np.random.Generator, k: int = 5, candidates: Sequence[str] | None = None) -> None:
         super().__init__(rng)

@@ -6,7 +6,14 @@ import numpy as np
 from scipy import linalg, optimize
 from scipy.linalg import lapack
 
-from acc_predictor.base import SURROGATES, Standardizer, Surrogate, TargetScaler, random_subset
+from acc_predictor.base import (
+    SURROGATES,
+    LinearBlocks,
+    Standardizer,
+    Surrogate,
+    TargetScaler,
+    random_subset,
+)
 
 SQRT5 = np.sqrt(5.0)
 
@@ -24,15 +31,18 @@ def _matern52(s: np.ndarray) -> np.ndarray:
 
 @SURROGATES.register("gp")
 class GP(Surrogate):
-    """GP posterior mean, kernel ``a (b + x.x'/d) + c Matern52(|x - x'| / l) + v [x == x']``.
+    """GP posterior mean: a Bayesian linear trend on feature blocks plus a Matern 5/2 deviation.
 
-    The dot-product term is a Bayesian linear trend (a Gaussian prior on the weights of
-    ``w0 + w.x``), the Matern 5/2 term the smooth deviation from it and ``v`` the noise, which also
-    keeps the kernel matrix positive definite when rows of X repeat (repeats are kept: they are
-    evidence about the noise). Features are z-scored per column, targets to zero mean and unit
-    variance. The five hyperparameters maximise the log marginal likelihood (L-BFGS-B on their
-    logarithms with the analytic gradient) from a fixed start plus ``n_restarts`` starts drawn
-    from the generator.
+    Kernel ``b + sum_k a_k phi_k(x).phi_k(x') / p_k + c Matern52(|z - z'| / l) + v [x == x']``.
+    ``phi`` is :class:`~acc_predictor.base.LinearBlocks` (the z-scored features and their ordinal
+    codes in blocks by gene kind, block ``k`` with ``p_k`` columns): the linear terms are a Bayesian
+    linear trend with one prior scale ``a_k`` per block (as in ``ridge``), ``b`` a constant, the
+    Matern 5/2 term on the z-scored features ``z`` the smooth deviation from the trend and ``v``
+    the noise, which also keeps the kernel matrix positive definite when rows of X repeat (repeats
+    are kept: they are evidence about the noise). Targets are scaled to zero mean and unit
+    variance. The ``n_blocks + 4`` hyperparameters maximise the log marginal likelihood (L-BFGS-B
+    on their logarithms with the analytic gradient) from a fixed start plus ``n_restarts`` starts
+    drawn from the generator.
 
     Cost caps (both steps are O(n^3)): the hyperparameters are fitted on a uniform random subset of
     at most ``max_opt_samples`` rows, and the posterior is conditioned on at most ``max_samples``
@@ -40,51 +50,61 @@ class GP(Surrogate):
     """
 
     name = "gp"
+    codes = "ordinal"  # or "onehot": the codes of LinearBlocks
     max_opt_samples = 200
     max_samples = 1500
     n_restarts = 0
-    # log-space bounds of (a, b, c, l / sqrt(d), v); l is relative to sqrt(d), the typical distance
-    bounds = np.log([(1e-4, 1e2), (1e-3, 1e2), (1e-4, 1e2), (1e-2, 1e2), (1e-6, 1.0)])
-    start = np.log([0.5, 1.0, 0.5, 1.0, 1e-2])
+    # log-space bounds of (a_k for each block, b, c, l / sqrt(d), v); l is relative to sqrt(d),
+    # the typical distance between z-scored rows
+    a_bounds = (1e-6, 1e2)
+    bounds_rest = np.log([(1e-3, 1e2), (1e-4, 1e2), (1e-2, 1e2), (1e-6, 1.0)])
+    start_rest = np.log([1.0, 0.5, 1.0, 1e-2])
+    a_start = 0.5  # split over the blocks
     jitter = 1e-8
     predict_chunk = 2000
 
     def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
         self.scaler_ = Standardizer(X)
+        self.phi_ = LinearBlocks(X, self.codes)
         self.target_ = TargetScaler(y)
-        Z, t = self.scaler_(X), self.target_.forward(y)
+        Z, P, t = self.scaler_(X), self.phi_(X), self.target_.forward(y)
         self.d_ = Z.shape[1]
+        nb = self.phi_.n_blocks
+        self.col_scale_ = 1.0 / np.bincount(self.phi_.block_, minlength=nb)[self.phi_.block_]
         rows = random_subset(len(t), self.max_samples, self.rng)
         opt_rows = rows[random_subset(len(rows), self.max_opt_samples, self.rng)]
 
-        Zo, to = Z[opt_rows], t[opt_rows]
-        G, D2 = Zo @ Zo.T / self.d_, _sq_dists(Zo, Zo)
-        starts = [self.start] + [
-            self.rng.uniform(self.bounds[:, 0], self.bounds[:, 1]) for _ in range(self.n_restarts)
-        ]
+        Po, to = P[opt_rows], t[opt_rows]
+        D2 = _sq_dists(Z[opt_rows], Z[opt_rows])
+        bounds = np.vstack([np.log([self.a_bounds] * nb).reshape(nb, 2), self.bounds_rest])
+        start = np.r_[np.full(nb, np.log(self.a_start / max(nb, 1))), self.start_rest]
+        starts = [start] + [self.rng.uniform(bounds[:, 0], bounds[:, 1]) for _ in range(self.n_restarts)]
         best = None
         for theta0 in starts:
             res = optimize.minimize(
-                self._neg_log_likelihood, theta0, args=(G, D2, to), jac=True, method="L-BFGS-B",
-                bounds=self.bounds,
+                self._neg_log_likelihood, theta0, args=(Po, D2, to), jac=True, method="L-BFGS-B",
+                bounds=bounds,
             )  # fmt: skip
             if best is None or res.fun < best.fun:
                 best = res
         self.theta_ = best.x
 
-        self.Z_ = Z[rows]
-        K = self._cov(self.Z_ @ self.Z_.T / self.d_, _sq_dists(self.Z_, self.Z_), self.theta_)[0]
+        self.Z_, self.P_ = Z[rows], P[rows]
+        K = self._cov(self.P_, _sq_dists(self.Z_, self.Z_), self.theta_)[0]
         self.alpha_ = linalg.cho_solve(self._cholesky(K), t[rows])
 
-    def _cov(self, G: np.ndarray, D2: np.ndarray, theta: np.ndarray, noise: bool = True):
-        """Kernel matrix and its parts: (K, linear part, Matern part, s = sqrt(5) r / l)."""
-        a, b, c, l_rel, v = np.exp(theta)
+    def _cov(self, P: np.ndarray, D2: np.ndarray, theta: np.ndarray, noise: bool = True):
+        """Kernel matrix and its parts: (K, per-column weights of the linear part, Matern part, s)."""
+        nb = self.phi_.n_blocks
+        a = np.exp(theta[:nb])
+        b, c, l_rel, v = np.exp(theta[nb:])
+        w = a[self.phi_.block_] * self.col_scale_
         s = SQRT5 * np.sqrt(D2) / (l_rel * np.sqrt(self.d_))
-        lin, mat = a * (b + G), c * _matern52(s)
-        K = lin + mat
+        mat = c * _matern52(s)
+        K = (P * w) @ P.T + b + mat
         if noise:
             K[np.diag_indices_from(K)] += v + self.jitter
-        return K, lin, mat, s
+        return K, w, mat, s
 
     def _cholesky(self, K: np.ndarray) -> tuple[np.ndarray, bool]:
         jitter = 0.0
@@ -96,9 +116,9 @@ class GP(Surrogate):
         raise linalg.LinAlgError("GP kernel matrix is not positive definite even with jitter")
 
     def _neg_log_likelihood(
-        self, theta: np.ndarray, G: np.ndarray, D2: np.ndarray, t: np.ndarray
+        self, theta: np.ndarray, P: np.ndarray, D2: np.ndarray, t: np.ndarray
     ) -> tuple[float, np.ndarray]:
-        K, lin, mat, s = self._cov(G, D2, theta)
+        K, w, mat, s = self._cov(P, D2, theta)
         try:
             L = linalg.cho_factor(K, lower=True, check_finite=False)
         except linalg.LinAlgError:
@@ -111,27 +131,31 @@ class GP(Surrogate):
             return 1e25, np.zeros_like(theta)
         K_inv = np.tril(K_inv) + np.tril(K_inv, -1).T
         W = np.outer(alpha, alpha) - K_inv
-        a, b, c, _, v = np.exp(theta)
+        nb = self.phi_.n_blocks
+        b, c, _, v = np.exp(theta[nb:])
+        # tr(W dK/d log a_k) = sum over block k's columns j of w_j P_j' W P_j
+        per_col = w * ((W @ P) * P).sum(axis=0)
         dmat_dlogl = c * (s * s / 3.0) * (1.0 + s) * np.exp(-s)
-        grad = np.array(
-            [
-                (W * lin).sum(),  # d/d log a
-                a * b * W.sum(),  # d/d log b
-                (W * mat).sum(),  # d/d log c
-                (W * dmat_dlogl).sum(),  # d/d log l
-                v * np.trace(W),  # d/d log v
-            ]
-        )
+        grad = np.r_[
+            np.bincount(self.phi_.block_, weights=per_col, minlength=nb),  # d/d log a_k
+            b * W.sum(),  # d/d log b
+            (W * mat).sum(),  # d/d log c
+            (W * dmat_dlogl).sum(),  # d/d log l
+            v * np.trace(W),  # d/d log v
+        ]
         return float(nll), -0.5 * grad
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
-        a, b, c, l_rel, _ = np.exp(self.theta_)
+        nb = self.phi_.n_blocks
+        a = np.exp(self.theta_[:nb])
+        b, c, l_rel, _ = np.exp(self.theta_[nb:])
         scale = SQRT5 / (l_rel * np.sqrt(self.d_))
-        # the linear part needs no [m, n] matrix: a (b + Z Z_'/d) alpha = a (b sum(alpha) + Z (Z_' alpha) / d)
-        w_lin = self.Z_.T @ self.alpha_ / self.d_
+        # the linear part needs no [m, n] matrix: (P W P_') alpha = P (W P_' alpha)
+        w_lin = (self.P_.T @ self.alpha_) * a[self.phi_.block_] * self.col_scale_
         out = np.empty(len(X))
         for i in range(0, len(X), self.predict_chunk):  # bounded memory: chunk x max_samples matrices
-            Z = self.scaler_(X[i : i + self.predict_chunk])
+            Xi = X[i : i + self.predict_chunk]
+            Z = self.scaler_(Xi)
             s = _sq_dists(Z, self.Z_)  # Matern part in place: fewer passes over the big matrix
             np.sqrt(s, out=s)
             s *= scale
@@ -141,5 +165,5 @@ class GP(Surrogate):
             poly *= s
             poly += 1.0
             poly *= e
-            out[i : i + len(Z)] = a * (b * self.alpha_.sum() + Z @ w_lin) + c * (poly @ self.alpha_)
+            out[i : i + len(Z)] = b * self.alpha_.sum() + self.phi_(Xi) @ w_lin + c * (poly @ self.alpha_)
         return self.target_.inverse(out)

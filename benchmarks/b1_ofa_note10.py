@@ -29,6 +29,7 @@ from pymoo.indicators.hv import HV
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from acc_predictor import list_surrogates  # noqa: E402
 from nas.benchmarks.ofa_note10 import OFANote10Evaluator, run_evolution_finder  # noqa: E402
 from nas.errors import UserError  # noqa: E402
 from nas.search.archive import read_stats  # noqa: E402
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1")
     p.add_argument("--constraints", type=float, nargs="+", default=[15, 20, 25, 30, 35, 40], help="Note10 ms")
-    p.add_argument("--predictor", default="as", choices=["as", "carts", "rbf", "mlp", "gp"])
+    p.add_argument("--predictor", default="as", choices=list_surrogates())
     p.add_argument("--peer_population", type=int, default=100)
     p.add_argument("--peer_generations", type=int, default=500)
     p.add_argument("--no_peer", action="store_true", help="skip OFA's EvolutionFinder")

@@ -23,6 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from acc_predictor import list_surrogates  # noqa: E402
 from nas.benchmarks.nb201 import NB201Evaluator, hv_ratio, random_search_hv_ratios  # noqa: E402
 from nas.search.cli import BENCHMARKS  # noqa: E402
 from nas.search.config import SearchConfig  # noqa: E402
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1")
     p.add_argument("--dataset", default="cifar10", choices=["cifar10", "cifar100", "imagenet16"])
-    p.add_argument("--predictor", default="as", choices=["as", "carts", "rbf", "mlp", "gp"])
+    p.add_argument("--predictor", default="as", choices=list_surrogates())
     p.add_argument("--random_seeds", type=int, default=100, help="random-search seeds for the baseline")
     p.add_argument("--runs_dir", default=None, help="run directories (default: a temporary directory)")
     p.add_argument(

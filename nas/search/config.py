@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from acc_predictor import list_surrogates
 from nas.config import option
 
 
@@ -23,9 +24,7 @@ class SearchConfig:
     n_iter: int = option(8, "architectures evaluated per iteration")
     pop_size: int = option(40, "NSGA-II population on the surrogate")
     n_gen: int = option(20, "NSGA-II generations on the surrogate per iteration")
-    predictor: str = option(
-        "as", "surrogate of the first objective", choices=["as", "carts", "rbf", "mlp", "gp"]
-    )
+    predictor: str = option("as", "surrogate of the first objective", choices=list_surrogates())
     first_obj: str = option("top1", "first objective (top1 = top-1 error, minimised)")
     sec_obj: str | None = option(
         None, "second objective: params, macs, activations, tiny_ml, latency, flops (none: single-objective)"
