@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
     for f in dataclasses.fields(cls):
         tp = _base_type(hints[f.name])
         meta = dict(f.metadata)
-        help_ = meta.pop("help", "") + " (default: %(default)s)"
+        help_ = meta.pop("help", "").replace("%", "%%") + " (default: %(default)s)"
         names = [f"--{f.name}", *meta.pop("aliases", [])]
         if tp is bool:
             parser.add_argument(*names, action=argparse.BooleanOptionalAction, default=f.default, help=help_)

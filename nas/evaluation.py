@@ -27,6 +27,9 @@ class Result:
     arch: Arch
     metrics: dict[str, float] = field(default_factory=dict)
     failure: dict[str, str] | None = None  # {"type", "message", "traceback"}
+    # trained weights worth keeping (a fine-tuned candidate's state dict); saved as ckpt.pth by
+    # the search, never part of the JSON
+    weights: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -64,11 +67,16 @@ class Evaluator(ABC):
         """
         return {}
 
+    def measure_with_weights(self, arch: Arch) -> tuple[dict[str, float], dict[str, Any] | None]:
+        """:meth:`measure`, plus trained weights worth saving (default: none)."""
+        return self.measure(arch), None
+
     def evaluate_one(self, arch: Arch) -> Result:
-        """:meth:`measure` with any exception turned into a failure record."""
+        """:meth:`measure_with_weights` with any exception turned into a failure record."""
         arch_id = self.space.arch_id(arch)
         try:
-            return Result(arch_id, arch, self.measure(arch))
+            metrics, weights = self.measure_with_weights(arch)
+            return Result(arch_id, arch, metrics, weights=weights)
         except Exception as e:  # recorded with its traceback; the search goes on
             return Result.failed(arch_id, arch, e)
 

@@ -107,6 +107,12 @@ class SubnetEvaluator(Evaluator):
     def measure(self, arch: Arch) -> dict[str, float]:
         return self.network(arch)[1]
 
+    def measure_with_weights(self, arch: Arch) -> tuple[dict[str, float], dict | None]:
+        """Fine-tuned weights are kept (``iter_k/net_<id>/ckpt.pth``); inherited ones can be rebuilt."""
+        net, metrics = self.network(arch)
+        weights = {k: v.detach().cpu() for k, v in net.state_dict().items()} if self.n_epochs > 0 else None
+        return metrics, weights
+
     def network(self, arch: Arch) -> tuple[nn.Module, dict[str, float]]:
         """The scored network (inherited weights, fine-tuned if asked, BatchNorm recalibrated) and
         its metrics; ``post_search.py`` saves these weights for the networks it chooses."""

@@ -73,3 +73,22 @@ def test_save_config_round_trips(tmp_path):
     save_config(cfg, tmp_path / "config.yaml")
     again = parse(["--config", str(tmp_path / "config.yaml")])
     assert again.steps == 5 and again.dims == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("module", "cls"),
+    [
+        ("nas.search.config", "SearchConfig"),
+        ("nas.post_search", "PostSearchConfig"),
+        ("nas.supernet", "SupernetConfig"),
+        ("nas.train_cli", "EvalConfig"),
+    ],
+)
+def test_every_command_help_renders(module, cls, capsys):
+    """argparse %-formats help strings: a stray % in one help text broke ``msunas.py --help``."""
+    import importlib
+
+    config_cls = getattr(importlib.import_module(module), cls)
+    with pytest.raises(SystemExit) as e:
+        parse_config(config_cls, ["--help"], argparse.ArgumentParser())
+    assert e.value.code == 0 and "(default:" in capsys.readouterr().out

@@ -1,16 +1,21 @@
-"""Executors: local worker processes agree with in-process evaluation and get their own GPUs."""
+"""Executors: local worker processes and Ray agree with in-process evaluation and get their own GPUs."""
 
+import functools
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import ray
 
 from nas.errors import UserError
-from nas.search.executors import InProcessExecutor, LocalProcessExecutor
-from tests.toy_search import gpu_set_evaluator
+from nas.search.executors import InProcessExecutor, LocalProcessExecutor, RayExecutor
+from nas.search.loop import Search
+from NasSearchSpace import get_search_space
+from tests.toy_search import GPUSetEvaluator, ToyEvaluator, gpu_set_evaluator, toy_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,7 +30,7 @@ def test_process_workers_give_the_same_archive_as_in_process(tmp_path):
                 "--benchmark",
                 "nb201",
                 "--iterations",
-                "2",
+                "1",
                 "--predictor",
                 "carts",
                 "--save",
@@ -38,8 +43,8 @@ def test_process_workers_give_the_same_archive_as_in_process(tmp_path):
             timeout=300,
         )
         assert p.returncode == 0, p.stderr
-        archives.append(json.loads((tmp_path / name / "iter_2.stats").read_text())["archive"])
-    assert len(archives[0]) == 70 and archives[0] == archives[1]
+        archives.append(json.loads((tmp_path / name / "iter_1.stats").read_text())["archive"])
+    assert len(archives[0]) == 60 and archives[0] == archives[1]
 
 
 def test_each_worker_sees_its_own_gpus():
@@ -61,6 +66,72 @@ def test_in_process_executor_keeps_order():
     assert [i for i, _ in out] == [0, 1, 2] and [r.arch for _, r in out] == archs
 
 
-def test_too_few_gpus_for_the_jobs():
+@pytest.mark.parametrize("executor", [LocalProcessExecutor, functools.partial(RayExecutor, space=None)])
+def test_too_few_gpus_for_the_jobs(executor):
     with pytest.raises(UserError, match="need 4 GPUs but --n_gpus is 3"):
-        LocalProcessExecutor(gpu_set_evaluator, n_jobs=2, n_gpus=3, gpu=2)
+        executor(gpu_set_evaluator, n_jobs=2, n_gpus=3, gpu=2)
+
+
+# ---- Ray: each test's executor starts a local Ray and stops it again in close() ----------------
+
+
+def test_in_process_local_processes_and_ray_give_the_same_archive(tmp_path):
+    cfg = toy_config(tmp_path, iterations=1)
+    space = get_search_space("mobilenetv3", lr=cfg.lr, ur=cfg.ur, rstep=cfg.rstep)
+    factory = functools.partial(ToyEvaluator, space, ("0", "1"))  # ids starting 0 or 1 fail
+    executors = {
+        "inproc": lambda: InProcessExecutor(factory()),
+        "procs": lambda: LocalProcessExecutor(factory, n_jobs=2),
+        "ray": lambda: RayExecutor(factory, space, n_jobs=2, address="local"),
+    }
+    archives = {}
+    for name, make in executors.items():
+        executor = make()
+        try:
+            run_cfg = toy_config(tmp_path / name, iterations=1)
+            search = Search(run_cfg, space, factory(), log=lambda *_: None, executor=executor)
+            archives[name] = search.run().to_json()
+        finally:
+            executor.close()
+    assert not ray.is_initialized()  # the Ray that the run started is stopped again
+    assert len(archives["inproc"]) == 16 + 4 and archives["inproc"] == archives["procs"] == archives["ray"]
+    failed = [r for r in archives["ray"] if "failure" in r]
+    assert failed and all(r["failure"]["type"] == "RuntimeError" for r in failed)
+    assert all((tmp_path / "ray" / "failed" / r["id"] / "failure.json").is_file() for r in failed)
+
+
+def test_ray_actors_get_their_own_gpus_and_a_dead_actor_is_a_failure():
+    # Defined in here so that Ray ships the class by value: workers cannot import this file under the
+    # module name pytest gives it.
+    class CrashingEvaluator(GPUSetEvaluator):
+        def measure(self, arch):
+            if self.space.arch_id(arch).startswith(self.fail_prefixes):
+                os._exit(1)  # all Ray sees of a segfault or an OOM kill
+            return super().measure(arch)
+
+    space = gpu_set_evaluator().space
+    archs = space.sample(5, np.random.default_rng(0))
+    factory = functools.partial(CrashingEvaluator, space, (space.arch_id(archs[1]),))
+    ex = RayExecutor(factory, space, n_jobs=2, n_gpus=4, gpu=2)  # a local Ray told it has 4 GPUs
+    try:
+        out = dict(ex.map(archs))
+    finally:
+        ex.close()
+    assert sorted(out) == list(range(5)) and not ray.is_initialized()
+    dead = out.pop(1)
+    assert dead.arch == archs[1] and dead.failure["type"] == "ActorDiedError"
+    assert "worker process has died" in dead.failure["message"]
+    assert all(r.ok and r.metrics["n_visible"] == 2 for r in out.values())  # its replacement went on
+    assert {r.metrics["first_gpu"] for r in out.values()} <= {0.0, 2.0}
+
+
+def test_unreachable_ray_address_is_a_one_line_error():
+    p = subprocess.run(
+        [sys.executable, "msunas.py", "--benchmark", "nb201", "--ray_address", "127.0.0.1:1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert p.returncode == 2
+    assert p.stderr.splitlines()[-1].startswith("error: --ray_address 127.0.0.1:1: nothing answers there")

@@ -198,3 +198,28 @@ def test_bad_inputs(toy_run, tmp_path, kw, message):
     with pytest.raises(UserError, match=message):
         post_search(cfg, log=lambda *_: None)
     assert not (tmp_path / "f").exists()
+
+
+def test_fine_tuned_candidates_keep_their_weights(tmp_path):
+    space = get_search_space("mobilenetv3", lr=32, ur=32)
+    torch.manual_seed(0)
+    supernet = tmp_path / "supernet.pth"
+    save_checkpoint(supernet, {"state_dict": space.make_supernet(10).state_dict()})
+    common = dict(vld_size=200, bn_batches=1, supernet_path=str(supernet), device="cpu", n_epochs=1)
+    cfg = SearchConfig(
+        save=str(tmp_path / "run"), lr=32, ur=32, n_doe=2, iterations=0, sec_obj="macs", **common
+    )
+    ev = SubnetEvaluator(space, "cifar10_embedded", **common)
+    ev.data.train = ev.data.train.subset(np.arange(0, len(ev.data.train), 100))  # 98 images: seconds
+    archive = Search(cfg, space, ev, log=lambda *_: None).run()
+    for r in archive:
+        ckpt = load_checkpoint(tmp_path / "run" / "iter_0" / f"net_{r.arch_id}" / "ckpt.pth")
+        assert ckpt["arch"] == r.arch and r.weights is None  # saved, not held in memory
+        net = space.build(r.arch, space.make_supernet(10))
+        net.load_state_dict(ckpt["state_dict"])
+    (folder,) = post_search(
+        PostSearchConfig(expr=cfg.save, save=str(tmp_path / "final"), n=1), log=lambda *_: None
+    )
+    stats = json.loads((Path(folder) / "net.stats").read_text())
+    assert stats["weights"]["source"].endswith(f"net_{stats['id']}/ckpt.pth")
+    assert (Path(folder) / "ckpt.pth").read_bytes() == Path(stats["weights"]["source"]).read_bytes()

@@ -13,7 +13,7 @@ from nas.benchmarks.ofa_note10 import OFANote10Evaluator
 from nas.config import parse_config
 from nas.errors import UserError
 from nas.search.config import SearchConfig
-from nas.search.executors import LocalProcessExecutor
+from nas.search.executors import LocalProcessExecutor, RayExecutor
 from nas.search.loop import Search
 from nas.subnet_eval import SubnetEvaluator
 from NasSearchSpace import get_search_space
@@ -101,15 +101,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     cfg = parse_config(SearchConfig, argv, parser, defaults=_benchmark_defaults(argv))
     evaluator = build(cfg)
+    search = Search(cfg, evaluator.space, evaluator)  # checks the options before workers start
     n_jobs = cfg.n_jobs if cfg.n_jobs is not None else (cfg.n_gpus // max(cfg.gpu, 1) or 1)
-    executor = None
-    if n_jobs > 1 or cfg.n_gpus > 0:
-        executor = LocalProcessExecutor(functools.partial(build, cfg), n_jobs, cfg.n_gpus, cfg.gpu)
-    search = Search(cfg, evaluator.space, evaluator, executor=executor)
+    factory = functools.partial(build, cfg)  # picklable: each worker builds its own evaluator
+    if cfg.ray_address is not None:
+        search.executor = RayExecutor(factory, evaluator.space, n_jobs, cfg.n_gpus, cfg.gpu, cfg.ray_address)
+    elif n_jobs > 1 or cfg.n_gpus > 0:
+        search.executor = LocalProcessExecutor(factory, n_jobs, cfg.n_gpus, cfg.gpu)
     try:
         search.run()
     finally:
-        if executor is not None:
-            executor.close()
+        search.executor.close()
     print(f"done: {search.iteration} iterations, {len(search.archive)} architectures; see {cfg.save}/")
     return 0

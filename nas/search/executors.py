@@ -1,4 +1,4 @@
-"""Where evaluations run: in this process, or in local worker processes (one GPU set each).
+"""Where evaluations run: in this process, in local worker processes (one GPU set each), or on Ray.
 
 Executors yield ``(index, Result)`` as evaluations finish; the loop writes each result to disk at
 once (crash safety) but adds them to the archive in the order the candidates were chosen, so
@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import socket
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any
 
 from nas.errors import UserError
 from nas.evaluation import Evaluator, Result
-from NasSearchSpace.base import Arch
+from NasSearchSpace.base import Arch, SearchSpace
+
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: what workers must be able to import
 
 
 class InProcessExecutor:
@@ -29,6 +35,13 @@ class InProcessExecutor:
 
     def close(self) -> None:
         pass
+
+
+def _check_jobs(n_jobs: int, n_gpus: int, gpu: int) -> None:
+    if n_jobs < 1:
+        raise UserError(f"--n_jobs {n_jobs} must be >= 1")
+    if n_gpus > 0 and (gpu < 1 or n_jobs * gpu > n_gpus):
+        raise UserError(f"{n_jobs} jobs x --gpu {gpu} GPUs need {n_jobs * gpu} GPUs but --n_gpus is {n_gpus}")
 
 
 _WORKER_EVALUATOR: Evaluator | None = None  # one per worker process, built by _init_worker
@@ -55,15 +68,10 @@ class LocalProcessExecutor:
     """
 
     def __init__(self, factory: Callable[[], Evaluator], n_jobs: int, n_gpus: int = 0, gpu: int = 1) -> None:
-        if n_jobs < 1:
-            raise UserError(f"--n_jobs {n_jobs} must be >= 1")
+        _check_jobs(n_jobs, n_gpus, gpu)
         ctx = mp.get_context("spawn")  # no forked CUDA or thread-pool state in workers
         queue = None
         if n_gpus > 0:
-            if gpu < 1 or n_jobs * gpu > n_gpus:
-                raise UserError(
-                    f"{n_jobs} jobs x --gpu {gpu} GPUs need {n_jobs * gpu} GPUs but --n_gpus is {n_gpus}"
-                )
             queue = ctx.Queue()
             for j in range(n_jobs):
                 queue.put(",".join(str(g) for g in range(j * gpu, (j + 1) * gpu)))
@@ -80,3 +88,131 @@ class LocalProcessExecutor:
 
     def close(self) -> None:
         self.pool.shutdown(cancel_futures=True)
+
+
+class _RayWorker:
+    """A Ray actor holding one evaluator, built once: the supernet and the data load once per worker."""
+
+    def __init__(self, factory: Callable[[], Evaluator]) -> None:
+        self.evaluator = factory()
+
+    def ready(self) -> None:
+        """Returns once the evaluator is built, so a build that fails is reported once, at the start."""
+
+    def evaluate(self, arch: Arch) -> Result:
+        return self.evaluator.evaluate_one(arch)
+
+
+_RAY_HINT = (
+    "start a cluster with `ray start --head` and pass auto (on that machine) or the HOST:PORT it prints, "
+    "or use --ray_address local"
+)
+
+
+def _connect_ray(address: str, n_jobs: int, n_gpus: int) -> bool:
+    """Start or join Ray; True when this call did, so that ``close`` stops or leaves it again."""
+    import ray
+
+    if ray.is_initialized():  # this process joined a Ray already (a notebook, a test): use it, keep it
+        return False
+    if address == "local":  # "local", not None: None would join a cluster that `ray start` left running
+        ray.init(
+            address="local",
+            num_cpus=max(n_jobs, os.cpu_count() or 1),
+            num_gpus=n_gpus,
+            include_dashboard=False,
+            logging_level="WARNING",
+        )
+        return True
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if sep and port.isdigit():  # ray.init retries an address where nothing listens for minutes
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+        except OSError as e:
+            raise UserError(f"--ray_address {address}: nothing answers there ({e}); {_RAY_HINT}") from None
+    try:
+        ray.init(address=address, logging_level="WARNING")
+    except (OSError, ValueError, RuntimeError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"--ray_address {address}: cannot join Ray ({reason}); {_RAY_HINT}") from None
+    return True
+
+
+class RayExecutor:
+    """``n_jobs`` Ray actors evaluating in parallel; with ``n_gpus`` > 0, ``gpu`` GPUs per actor.
+
+    ``address`` 'local' starts a Ray on this machine for the run (``close`` stops it); 'auto' or
+    HOST:PORT joins a running cluster, whose nodes must be able to import this project and its
+    requirements (Ray puts the driver's script directory and working directory on the workers'
+    path, so a checkout at the same path on every node, e.g. a shared file system, is enough).
+    Ray sets each actor's CUDA_VISIBLE_DEVICES. An actor that dies (crash, OOM kill, lost node)
+    becomes a failure record of the architecture it was evaluating, and a fresh actor replaces it.
+    ``space`` names the architectures of such failures (the dead actor cannot).
+    """
+
+    def __init__(
+        self,
+        factory: Callable[[], Evaluator],
+        space: SearchSpace,
+        n_jobs: int,
+        n_gpus: int = 0,
+        gpu: int = 1,
+        address: str = "local",
+    ) -> None:
+        _check_jobs(n_jobs, n_gpus, gpu)
+        import ray  # here, not at the top: runs without --ray_address do not pay for the import
+
+        self.space, self.factory = space, factory
+        self.actors: list[Any] = []  # Ray actor handles, one per job
+        self._started = _connect_ray(address, n_jobs, n_gpus)
+        options: dict[str, Any] = {"num_cpus": 1}
+        if address == "local":  # share this machine's cores; let workers import the project from anywhere
+            options["num_cpus"] = max(1, int(ray.cluster_resources().get("CPU", 1)) // n_jobs)
+            path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+            options["runtime_env"] = {"env_vars": {"PYTHONPATH": path}}
+        if n_gpus > 0:
+            options["num_gpus"] = gpu
+        self._worker = ray.remote(_RayWorker).options(**options)
+        self.actors = [self._worker.remote(factory) for _ in range(n_jobs)]
+        try:
+            ray.get([a.ready.remote() for a in self.actors])
+        except ray.exceptions.RayError as e:
+            self.close()
+            lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+            raise UserError(
+                f"Ray workers could not build the evaluator ({lines[-1] if lines else type(e).__name__}); "
+                f"every Ray node needs this project (at {ROOT} or installed), its requirements and its files"
+            ) from None
+
+    def map(self, archs: Sequence[Arch]) -> Iterator[tuple[int, Result]]:
+        import ray
+
+        todo = deque(enumerate(archs))
+        idle = list(range(len(self.actors)))
+        running: dict[Any, tuple[int, int]] = {}  # object ref -> (index of the arch, actor slot)
+        while todo or running:
+            while todo and idle:  # one architecture per actor at a time: a crash costs only that one
+                slot = idle.pop()
+                i, arch = todo.popleft()
+                running[self.actors[slot].evaluate.remote(arch)] = (i, slot)
+            [ref], _ = ray.wait(list(running), num_returns=1)
+            i, slot = running.pop(ref)
+            try:
+                result = ray.get(ref)
+            except ray.exceptions.RayError as e:  # evaluate_one catches the evaluation's own errors
+                result = Result.failed(self.space.arch_id(archs[i]), archs[i], e)
+                if isinstance(e, ray.exceptions.RayActorError):
+                    self.actors[slot] = self._worker.remote(self.factory)
+            idle.append(slot)
+            yield i, result
+
+    def close(self) -> None:
+        import ray
+
+        if ray.is_initialized():
+            for actor in self.actors:
+                ray.kill(actor)
+        self.actors = []
+        if self._started:
+            ray.shutdown()
+            self._started = False

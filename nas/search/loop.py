@@ -25,7 +25,7 @@ from acc_predictor.metrics import min_cv_samples
 from nas.config import save_config
 from nas.errors import UserError
 from nas.evaluation import Evaluator, Result
-from nas.io import read_json, write_json
+from nas.io import read_json, save_checkpoint, write_json
 from nas.search.archive import Archive, read_stats, write_archive_csv, write_stats
 from nas.search.config import SearchConfig
 from nas.search.executors import InProcessExecutor
@@ -171,6 +171,11 @@ class Search:
 
     def _record(self, result: Result, folder: str) -> None:
         write_json(os.path.join(folder, "net.subnet"), result.arch)
+        if result.weights is not None:
+            save_checkpoint(
+                os.path.join(folder, "ckpt.pth"), {"state_dict": result.weights, "arch": result.arch}
+            )
+            result.weights = None  # on disk now; the archive keeps metrics only
         if not result.ok:
             fail_dir = os.path.join(self.cfg.save, "failed", result.arch_id)
             write_json(os.path.join(fail_dir, "net.subnet"), result.arch)
