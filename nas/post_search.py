@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
+from nas.analysis import save_figure
 from nas.config import option
 from nas.errors import UserError
 from nas.evaluation import Result
@@ -317,8 +318,4 @@ def _plot(run: Run, chosen: list[int], stem: str, prefer: str) -> None:
     ax.set_ylabel(f"{objs[0].name} ({objs[0].unit})")
     ax.set_title(f"post-search: {len(chosen)} networks, prefer {prefer}")
     ax.legend()
-    for ext in ("png", "pdf"):
-        buf = io.BytesIO()
-        fig.savefig(buf, format=ext, dpi=120, bbox_inches="tight")
-        atomic_write_bytes(f"{stem}.{ext}", buf.getvalue())
-    plt.close(fig)
+    save_figure(fig, stem)
