@@ -2,6 +2,7 @@
 
 python train.py supernet --dataset cifar10_embedded --lr 32 --ur 32 --epochs 3 --save results/sn
 python train.py eval --subnet net.subnet --supernet_path results/sn/supernet.pth
+python train.py subnet --subnet net.subnet --supernet_path results/sn/supernet.pth --epochs 50
 """
 
 import sys

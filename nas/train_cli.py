@@ -16,6 +16,7 @@ from nas.config import option, parse_config
 from nas.data import list_datasets, load_dataset
 from nas.device import resolve_device
 from nas.errors import UserError
+from nas.finetune import SubnetTrainConfig, train_subnet
 from nas.registry import Registry
 from nas.supernet import SupernetConfig, SupernetTrainer, evaluate_subnet
 from NasSearchSpace import get_search_space
@@ -83,6 +84,20 @@ def run_eval(cfg: EvalConfig) -> int:
 
 TRAIN_MODES.register("supernet")(
     TrainMode(SupernetConfig, run_supernet, "train a weight-sharing supernet (sandwich rule)")
+)
+
+
+def run_subnet(cfg: SubnetTrainConfig) -> int:
+    train_subnet(cfg)
+    return 0
+
+
+TRAIN_MODES.register("subnet")(
+    TrainMode(
+        SubnetTrainConfig,
+        run_subnet,
+        "fine-tune a selected network (net.subnet) and write its test top-1/top-5 into net.stats",
+    )
 )
 TRAIN_MODES.register("eval")(
     TrainMode(EvalConfig, run_eval, "top-1 and costs of one subnet with inherited weights")
