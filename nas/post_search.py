@@ -237,7 +237,7 @@ def post_search(cfg: PostSearchConfig, log=print) -> list[str]:
             "choice": {"prefer": cfg.prefer, "index": i, "run": run.stats_path},
         }
         if evaluator is not None:
-            stats["weights"] = _write_weights(evaluator, run_dir, r, iteration_of[r.arch_id], folder)
+            stats["weights"] = _write_weights(evaluator, run_dir, r, iteration_of[r.arch_id], folder, old)
         write_json(stats_path, stats)
         rows.append({"folder": folder, **stats})
         shown = {n: r.metrics["top1"] if n == "top1" else v for n, v in stats["objectives"].items()}
@@ -261,8 +261,10 @@ def _weights_source(run: Run, cfg: PostSearchConfig, log):
     return build(dataclasses.replace(run.config, device=cfg.device, **over))
 
 
-def _write_weights(evaluator, run_dir: str, r: Result, iteration: int, folder: str) -> dict:
+def _write_weights(evaluator, run_dir: str, r: Result, iteration: int, folder: str, old: dict) -> dict:
     target = os.path.join(folder, "ckpt.pth")
+    if os.path.isfile(target) and "weights" in old:  # this network's, maybe fine-tuned since: keep
+        return old["weights"]
     source = evaluation_checkpoint(run_dir, r, iteration)
     if source is not None:
         shutil.copyfile(source, target + ".tmp")

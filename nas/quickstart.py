@@ -3,8 +3,10 @@
 1. Trains (or, when already trained, re-uses) an OFA MobileNetV3 supernet at 32 px.
 2. Runs a short ``msunas`` search over its subnets (top-1 on the 1,000 validation images that
    supernet training never saw, against MACs); a run directory that already holds it is resumed.
-3. Prints the search's Pareto front with each network's top-1 on the held-out test images and
-   writes ``summary.json``; the Pareto plot is ``search/plots/pareto.png``.
+3. Chooses 3 trade-off networks of the front (``post_search.py``) into ``search/final/``.
+4. Fine-tunes each for a short while (``train.py subnet``, resumable) and prints the table of
+   chosen networks (validation top-1 in the search, test top-1 before and after fine-tuning),
+   writing ``summary.json``. Plots: ``search/plots/`` and ``search/final/choices-trade-off.png``.
 """
 
 from __future__ import annotations
@@ -15,11 +17,11 @@ import os
 import sys
 import time
 
-from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
-
 from nas.cli import run_cli
 from nas.config import parse_config
-from nas.io import write_json
+from nas.finetune import SubnetTrainConfig, train_subnet
+from nas.io import read_json, write_json
+from nas.post_search import PostSearchConfig, post_search
 from nas.search.archive import read_stats
 from nas.search.config import SearchConfig
 from nas.search.loop import Search, latest_stats
@@ -52,6 +54,11 @@ QUICKSTART_SEARCH = dict(
     sec_obj="macs",
     bn_batches=3,
 )
+
+
+# Fine-tuning of each chosen network: its own training images (the search's validation images
+# stay held out), from the inherited weights.
+QUICKSTART_FINETUNE = dict(epochs=2, warmup_epochs=0.2, base_lr=0.02, label_smoothing=0.0)
 
 
 def search_config(sn: SupernetConfig) -> SearchConfig:
@@ -99,37 +106,58 @@ def main(argv: list[str] | None = None) -> int:
     search.run()
     t_search = time.time() - t0 - t_supernet
 
-    space, data = trainer.space, trainer.data
-    ok = search.archive.ok()
-    F = search.objective_values(ok)
-    front = sorted(NonDominatedSorting().do(F, only_non_dominated_front=True), key=lambda i: F[i, 1])
-    rows = []
-    for i in front:
-        r = ok[i]
-        test = evaluate_subnet(
-            space, trainer.supernet, r.arch, data, data.test, trainer.device, bn_batches=10, seed=cfg.seed
+    overhead = sum(t["search_s"] for t in search.timings[done_before:])
+    t_post = time.time()
+    folders = post_search(PostSearchConfig(expr=scfg.save, n=3, prefer="trade-off", device=cfg.device))
+    space, data, rows = trainer.space, trainer.data, []
+    for folder in folders:
+        stats = read_json(os.path.join(folder, "net.stats"), "net.stats")
+        before = evaluate_subnet(
+            space, trainer.supernet, stats["arch"], data, data.test, trainer.device, seed=cfg.seed
         )
+        ft = SubnetTrainConfig(
+            **QUICKSTART_FINETUNE,
+            subnet=os.path.join(folder, "net.subnet"),
+            init=os.path.join(folder, "ckpt.pth"),
+            width_mult=cfg.width_mult,
+            dataset=cfg.dataset,
+            data=cfg.data,
+            vld_size=cfg.vld_size,
+            device=cfg.device,
+            seed=cfg.seed,
+            resume=True,  # the run directory is the choice's folder: "trained" lands in its net.stats
+        )
+        trained = train_subnet(ft)
         rows.append(
             {
-                "id": r.arch_id,
-                "valid_top1": r.metrics["top1"],
-                "test_top1": test["top1"],
-                **r.metrics,
-                "arch": r.arch,
+                "folder": folder,
+                "id": stats["id"],
+                "valid_top1": stats["metrics"]["top1"],
+                "test_top1_inherited": before["top1"],
+                "test_top1_finetuned": trained["top1"],
+                **{k: stats["metrics"][k] for k in ("params", "macs", "activations")},
+                "arch": stats["arch"],
             }
         )
+    t_post = time.time() - t_post
     wall = time.time() - t0
-    overhead = sum(t["search_s"] for t in search.timings[done_before:])
-    print(f"\nPareto front of {len(ok)} evaluated subnets (top-1 on {len(data.valid)} validation images):")
-    print(f"{'id':10s} {'res':>4s} {'valid %':>8s} {'test %':>7s} {'params M':>9s} {'MACs M':>8s}")
+    ok = search.archive.ok()
+    print(
+        f"\n{len(ok)} subnets evaluated; chosen (top-1 %: search validation, test inherited -> fine-tuned):"
+    )
+    print(
+        f"{'network':18s} {'res':>4s} {'valid':>6s} {'test':>6s} {'tuned':>6s} {'params M':>9s} {'MACs':>6s}"
+    )
     for r in rows:
         print(
-            f"{r['id'][:10]:10s} {r['arch']['r']:4d} {r['valid_top1']:8.2f} {r['test_top1']:7.2f} "
-            f"{r['params']:9.3f} {r['macs']:8.2f}"
+            f"{os.path.basename(r['folder']):18s} {r['arch']['r']:4d} {r['valid_top1']:6.2f} "
+            f"{r['test_top1_inherited']:6.2f} {r['test_top1_finetuned']:6.2f} {r['params']:9.3f} "
+            f"{r['macs']:6.2f}"
         )
     print(
-        f"\nwall time {wall:.0f} s: supernet {t_supernet:.0f} s, search {t_search:.0f} s "
-        f"(surrogate + NSGA-II + selection {overhead:.1f} s, {100 * overhead / wall:.1f}% of the wall time)"
+        f"\nwall time {wall:.0f} s: supernet {t_supernet:.0f} s, search {t_search:.0f} s (surrogate + "
+        f"NSGA-II + selection {overhead:.1f} s, {100 * overhead / wall:.1f}% of the wall time), "
+        f"post-search + fine-tuning {t_post:.0f} s"
     )
     out = os.path.join(os.path.dirname(cfg.save.rstrip("/")) or ".", "summary.json")
     write_json(
@@ -139,12 +167,14 @@ def main(argv: list[str] | None = None) -> int:
             "supernet_s": t_supernet,
             "search_s": t_search,
             "search_overhead_s": overhead,
+            "post_search_finetune_s": t_post,
             "test_images": len(data.test),
             "search": dataclasses.asdict(scfg),
-            "front": rows,
+            "finetune": QUICKSTART_FINETUNE,
+            "chosen": rows,
         },
     )
-    print(f"Pareto plot: {scfg.save}/plots/pareto.png; summary: {out}")
+    print(f"plots: {scfg.save}/plots/, {scfg.save}/final/choices-trade-off.png; summary: {out}")
     return 0
 
 

@@ -28,8 +28,9 @@ $PY msunas.py --dataset cifar10 --data "$DATA" --vld_size 5000 --seed "$SEED" \
 # 3. three trade-off networks with inherited weights
 $PY post_search.py --expr "$OUT/search" -n 3 --prefer trade-off --save_stats_csv
 
-# 4. fine-tune each on the full training set; test top-1 goes into its net.stats
+# 4. fine-tune each (its folder becomes the run directory: ckpt.pth is replaced by the fine-tuned
+#    weights, test top-1 goes into its net.stats under "trained")
 for net in "$OUT"/search/final/net-trade-off_*; do
     $PY train.py subnet --subnet "$net/net.subnet" --init "$net/ckpt.pth" --dataset cifar10 --data "$DATA" \
-        --epochs "$FT_EPOCHS" --save "$net/train" --resume
+        --vld_size 5000 --seed "$SEED" --epochs "$FT_EPOCHS" --resume
 done

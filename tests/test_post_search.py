@@ -167,6 +167,10 @@ def test_weights_reproduce_the_archive_score(tmp_path):
         assert stats["weights"]["top1_remeasured"] == stats["metrics"]["top1"]
         net = space.build(stats["arch"], space.make_supernet(10))
         net.load_state_dict(load_checkpoint(Path(f) / "ckpt.pth")["state_dict"])
+    tuned = Path(folders[0]) / "ckpt.pth"  # as if train.py subnet had fine-tuned it since
+    save_checkpoint(tuned, {"state_dict": {}, "tuned": True})
+    post_search(PostSearchConfig(expr=cfg.save, save=str(tmp_path / "final"), n=2, device="cpu"), log=print)
+    assert load_checkpoint(tuned)["tuned"]  # a re-run keeps the network's weights
 
 
 @pytest.mark.parametrize(
