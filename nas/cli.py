@@ -15,3 +15,16 @@ def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | No
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+
+
+def positive_int(text: str | None, flag: str) -> int | None:
+    """A flag's text as an integer >= 1 (``None`` stays ``None``), or a one-line error."""
+    if text is None:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise UserError(f"{flag} {text!r} must be a positive integer, e.g. {flag} 10")
+    return value

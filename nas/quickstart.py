@@ -23,9 +23,9 @@ from nas.finetune import SubnetTrainConfig, train_subnet
 from nas.io import read_json, write_json
 from nas.post_search import PostSearchConfig, post_search
 from nas.search.archive import read_stats
+from nas.search.cli import build
 from nas.search.config import SearchConfig
 from nas.search.loop import Search, latest_stats
-from nas.subnet_eval import SubnetEvaluator
 from nas.supernet import SupernetConfig, SupernetTrainer, evaluate_subnet
 
 # What differs from `train.py supernet`'s defaults: a CPU-sized run on the embedded data.
@@ -90,17 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     t_supernet = time.time() - t0
 
     scfg = search_config(cfg)
-    evaluator = SubnetEvaluator(
-        trainer.space,
-        scfg.dataset,
-        scfg.data,
-        vld_size=scfg.vld_size,
-        supernet_path=scfg.supernet_path,
-        bn_batches=scfg.bn_batches,
-        device=scfg.device,
-        seed=scfg.seed,
-    )
-    search = Search(scfg, trainer.space, evaluator)
+    evaluator = build(scfg)
+    search = Search(scfg, evaluator.space, evaluator)
     # iterations an earlier quickstart ran are not this run's time
     done_before = read_stats(latest_stats(scfg.save))["iteration"] + 1 if scfg.resume else 0
     search.run()

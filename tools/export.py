@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
-from nas.cli import run_cli  # noqa: E402
+from nas.cli import positive_int, run_cli  # noqa: E402
 from nas.device import resolve_device  # noqa: E402
 from nas.errors import UserError  # noqa: E402
 from nas.io import load_checkpoint, read_json, write_json  # noqa: E402
@@ -57,18 +57,6 @@ def require(module: str, package: str, why: str) -> Any:
             f"{why} needs the {package} package, which is not installed; "
             f"pip install {package} (or pip install -r requirements.txt)"
         ) from None
-
-
-def positive_int(text: str | None, flag: str) -> int | None:
-    if text is None:
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise UserError(f"{flag} {text!r} must be a positive integer")
-    return value
 
 
 def non_negative_float(text: str, flag: str, example: str = "1e-4") -> float:

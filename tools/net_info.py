@@ -16,7 +16,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from nas.cli import run_cli  # noqa: E402
+from nas.cli import positive_int, run_cli  # noqa: E402
 from nas.costs import METHODS, space_costs  # noqa: E402
 from nas.errors import UserError  # noqa: E402
 from nas.io import read_json  # noqa: E402
@@ -42,16 +42,6 @@ def read_jsonl(path: str) -> list[tuple[int, object]]:
     if not out:
         raise UserError(f"subnets file {path!r} holds no subnets")
     return out
-
-
-def positive_int(text: str, flag: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise UserError(f"{flag} {text!r} must be a positive integer, e.g. {flag} 10")
-    return value
 
 
 def main(argv: list[str] | None = None) -> None:
