@@ -29,7 +29,6 @@ import shutil
 from dataclasses import dataclass
 
 import numpy as np
-from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from nas.analysis import save_figure
 from nas.config import option
@@ -40,6 +39,7 @@ from nas.search.archive import read_stats
 from nas.search.config import SearchConfig
 from nas.search.loop import latest_stats
 from nas.search.objectives import Constraints, Objective, get_objective
+from nas.search.selection import ranks
 
 
 @dataclass
@@ -95,14 +95,6 @@ def load_run(expr: str) -> Run:
 
 
 # ---- preferences --------------------------------------------------------------------------------
-
-
-def ranks(F: np.ndarray) -> np.ndarray:
-    """Non-dominated rank of every row (0 = the front)."""
-    out = np.empty(len(F), dtype=int)
-    for r, front in enumerate(NonDominatedSorting().do(F)):
-        out[front] = r
-    return out
 
 
 def normalise(F: np.ndarray, front: np.ndarray, ref: np.ndarray | None = None) -> np.ndarray:

@@ -15,7 +15,7 @@ from nas.errors import UserError
 from nas.search.archive import read_stats
 from nas.search.moea import optimise
 from nas.search.objectives import Constraints, get_objective, list_objectives
-from nas.search.selection import gap_spread, select_spread
+from nas.search.selection import best_ranks, gap_spread, select_spread
 from NasSearchSpace import get_search_space
 from tests.toy_search import toy_config, toy_search
 
@@ -55,6 +55,14 @@ def test_select_spread_fills_the_biggest_gap():
     pick = select_spread(np.array([0.0, 12.0]), np.array([1, 3, 4, 6, 7, 9, 11.0]), 3, rng)
     assert pick.tolist() == [1, 3, 5]  # 3, 6, 9: gaps all 3
     assert gap_spread(np.array([0.0, 12.0]), np.array([3, 6, 9.0])) == 0
+
+
+def test_best_ranks_takes_whole_fronts_until_k():
+    F = np.array([[0, 3], [1, 1], [3, 0], [2, 2], [4, 4], [1, 2]])  # ranks 0 0 0 2 3 1
+    assert best_ranks(F, 2).tolist() == [0, 1, 2]
+    assert best_ranks(F, 4).tolist() == [0, 1, 2, 5]
+    assert best_ranks(F, 5).tolist() == [0, 1, 2, 3, 5]
+    assert best_ranks(F, 10).tolist() == list(range(6))
 
 
 def test_select_spread_returns_all_when_few():

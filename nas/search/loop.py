@@ -31,7 +31,7 @@ from nas.search.config import SearchConfig
 from nas.search.executors import InProcessExecutor
 from nas.search.moea import optimise
 from nas.search.objectives import Constraints, Objective, check_feasible, get_objective
-from nas.search.selection import select_spread
+from nas.search.selection import best_ranks, select_spread
 from NasSearchSpace.base import Arch, SearchSpace
 
 # Settings a resumed search must share with the run it continues.
@@ -303,7 +303,9 @@ class Search:
         if cands:
             cand_F = np.array(cand_F)
             if len(self.objectives) > 1:
-                pick = select_spread(F[front, 1], cand_F[:, 1], cfg.n_iter, rng)
+                # the predicted best ranks (at least n_iter candidates), spread along the front
+                pool = best_ranks(cand_F, cfg.n_iter)
+                pick = pool[select_spread(F[front, 1], cand_F[pool, 1], cfg.n_iter, rng)]
             else:
                 pick = np.argsort(cand_F[:, 0], kind="stable")[: cfg.n_iter]
             chosen = [cands[i] for i in pick]
