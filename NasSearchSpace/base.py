@@ -72,6 +72,17 @@ class SearchSpace(ABC):
         """Features for surrogate models; the integer genes unless a space knows better."""
         return self.encode(arch).astype(float)
 
+    def feature_names(self) -> list[str]:
+        """One name per column of :meth:`features` (a space that overrides one overrides both).
+
+        Convention: dot-separated tokens ``family[.s<stage>][.more]``. The first token is the gene
+        family (``ks``, ``e``, ``d``, ``r``, ``edge3``, and later task genes such as ``exit``); a
+        token ``s<k>`` places the column in stage ``k`` (none: the column is global); any other
+        tokens (``b<j>`` a block within its stage, an operation name) only make the name unique.
+        Analysis tools group columns by family and by stage with these names. Default: ``x<i>``.
+        """
+        return [f"x{i}" for i in range(self.n_var)]
+
     @abstractmethod
     def build(self, arch: Arch, supernet: nn.Module | None = None) -> nn.Module:
         """A stand-alone network for ``arch`` (weights inherited from ``supernet`` if given)."""

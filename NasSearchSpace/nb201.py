@@ -142,6 +142,11 @@ class NB201Space(SearchSpace):
         out[np.arange(N_EDGES), self.encode(arch)] = 1.0
         return out.ravel()
 
+    def feature_names(self) -> list[str]:
+        """``edge<i>.<op>`` (edge ``i`` in gene order, see the module docstring), in the order of
+        :meth:`features`: each edge is a gene family; a cell has no stages."""
+        return [f"edge{i}.{op}" for i in range(N_EDGES) for op in OPS]
+
     def all_archs(self) -> Iterator[str]:
         """All 15,625 cell strings, in gene order (last edge fastest)."""
         for ops in itertools.product(OPS, repeat=N_EDGES):

@@ -168,6 +168,17 @@ class OFAMobileNetV3Space(SearchSpace):
                 x[j] = x[N_BLOCKS + j] = 0
         return x
 
+    def feature_names(self) -> list[str]:
+        """``ks.s<s>.b<b>`` and ``e.s<s>.b<b>`` for block ``b`` (0..3) of stage ``s`` (0..4), then
+        ``d.s<s>`` and ``r``, in the order of :meth:`features`."""
+        blocks = [f"s{j // MAX_DEPTH}.b{j % MAX_DEPTH}" for j in range(N_BLOCKS)]
+        return (
+            [f"ks.{b}" for b in blocks]
+            + [f"e.{b}" for b in blocks]
+            + [f"d.s{s}" for s in range(N_STAGES)]
+            + ["r"]
+        )
+
     # ---- reference points -----------------------------------------------------------------
 
     def smallest(self) -> Arch:
