@@ -6,7 +6,10 @@
 3. Chooses 3 trade-off networks of the front (``post_search.py``) into ``search/final/``.
 4. Fine-tunes each for a short while (``train.py subnet``, resumable) and prints the table of
    chosen networks (validation top-1 in the search, test top-1 before and after fine-tuning),
-   writing ``summary.json``. Plots: ``search/plots/`` and ``search/final/choices-trade-off.png``.
+   writing ``summary.json``.
+5. Plots: the search (``tools/plot_search.py``) and the final networks
+   (``tools/visualize_final_architectures.py``) in ``analysis/``, the choices in
+   ``search/final/choices-trade-off.png``.
 """
 
 from __future__ import annotations
@@ -165,7 +168,15 @@ def main(argv: list[str] | None = None) -> int:
             "chosen": rows,
         },
     )
-    print(f"plots: {scfg.save}/plots/, {scfg.save}/final/choices-trade-off.png; summary: {out}")
+    from tools import plot_search, visualize_final_architectures
+
+    analysis = os.path.join(os.path.dirname(scfg.save), "analysis")
+    plot_search.main(["--expr", scfg.save, "--output_dir", os.path.join(analysis, "search")])
+    root = os.path.dirname(scfg.save)
+    visualize_final_architectures.main(
+        ["--results_dir", root, "--output_dir", os.path.join(analysis, "final_architectures")]
+    )
+    print(f"plots: {scfg.save}/final/choices-trade-off.png, {analysis}/; summary: {out}")
     return 0
 
 
