@@ -174,6 +174,26 @@ def test_failures_are_recorded_and_do_not_misalign(tmp_path):
     assert "failed: RuntimeError" in (tmp_path / "run" / "archive.csv").read_text()
 
 
+def test_out_of_memory_is_a_recorded_failure(tmp_path):
+    """CUDA's out-of-memory error (raised here without a GPU) is recorded, and the search goes on."""
+    import torch
+
+    search = toy_search(toy_config(tmp_path / "run", iterations=1))
+    measure = search.evaluator.measure
+
+    def measure_or_oom(arch):
+        if search.space.arch_id(arch) == search.space.arch_id(search.space.largest()):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return measure(arch)
+
+    search.evaluator.measure = measure_or_oom
+    archive = search.run()
+    (failed,) = archive.failed()
+    assert failed.arch_id == search.space.arch_id(search.space.largest())
+    assert failed.failure["type"] == "OutOfMemoryError" and "out of memory" in failed.failure["message"]
+    assert len(archive.ok()) == 16 - 1 + 4 and (tmp_path / "run" / "failed" / failed.arch_id).is_dir()
+
+
 def test_resume_gives_the_same_archive(tmp_path):
     full = toy_search(toy_config(tmp_path / "full")).run()
     toy_search(toy_config(tmp_path / "part", iterations=1)).run()
