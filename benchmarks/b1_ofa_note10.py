@@ -16,6 +16,7 @@ archive and of the random one with a common reference point, 1.01 x the nadir of
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -24,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 from pymoo.indicators.hv import HV
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,11 +45,12 @@ def best_within(points: list[dict], constraint: float) -> dict | None:
     return max(ok, key=lambda m: m["top1"]) if ok else None
 
 
-def run_search(seed: int, predictor: str, runs_dir: str) -> tuple[list[dict], int, float, list[str]]:
+def run_search(
+    seed: int, predictor: str, runs_dir: str, overrides: dict | None = None
+) -> tuple[list[dict], int, float, list[str]]:
     save = os.path.join(runs_dir, f"b1_{predictor}_seed{seed}")
-    cfg = SearchConfig(
-        benchmark="ofa_note10", predictor=predictor, seed=seed, save=save, **BENCHMARKS["ofa_note10"]
-    )
+    preset = {**BENCHMARKS["ofa_note10"], **(overrides or {})}
+    cfg = SearchConfig(benchmark="ofa_note10", predictor=predictor, seed=seed, save=save, **preset)
     evaluator = OFANote10Evaluator()
     lines: list[str] = []
     t0 = time.time()
@@ -86,16 +89,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--peer_population", type=int, default=100)
     p.add_argument("--peer_generations", type=int, default=500)
     p.add_argument("--no_peer", action="store_true", help="skip OFA's EvolutionFinder")
+    p.add_argument(
+        "--set", nargs="+", default=[], metavar="KEY=VALUE", help="override msunas settings: pop_size=100"
+    )
     p.add_argument("--runs_dir", default=None, help="run directories (default: a temporary directory)")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "b1.json"))
     args = p.parse_args(argv)
+    overrides = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or key not in {f.name for f in dataclasses.fields(SearchConfig)}:
+            p.error(f"--set {item!r}: expected KEY=VALUE with KEY an msunas option (msunas.py --help)")
+        overrides[key] = yaml.safe_load(value)  # 100 -> int, 0.5 -> float, text stays text
 
     t_start = time.time()
     runs = []
     with tempfile.TemporaryDirectory(prefix="b1_") as tmp:
         runs_dir = args.runs_dir or tmp
         for seed in range(args.seeds):
-            ours, n_ours, wall_ours, lines = run_search(seed, args.predictor, runs_dir)
+            ours, n_ours, wall_ours, lines = run_search(seed, args.predictor, runs_dir, overrides)
             print(
                 f"seed {seed}: msunas {len(ours)} archs ({n_ours} evaluations) in {wall_ours:.1f}s",
                 flush=True,
