@@ -16,7 +16,6 @@ archive and of the random one with a common reference point, 1.01 x the nadir of
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -25,7 +24,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 from pymoo.indicators.hv import HV
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from acc_predictor import list_surrogates  # noqa: E402
 from nas.benchmarks.ofa_note10 import OFANote10Evaluator, run_evolution_finder  # noqa: E402
+from nas.config import parse_overrides  # noqa: E402
 from nas.errors import UserError  # noqa: E402
 from nas.search.archive import read_stats  # noqa: E402
 from nas.search.cli import BENCHMARKS  # noqa: E402
@@ -95,12 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs_dir", default=None, help="run directories (default: a temporary directory)")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "b1.json"))
     args = p.parse_args(argv)
-    overrides = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep or key not in {f.name for f in dataclasses.fields(SearchConfig)}:
-            p.error(f"--set {item!r}: expected KEY=VALUE with KEY an msunas option (msunas.py --help)")
-        overrides[key] = yaml.safe_load(value)  # 100 -> int, 0.5 -> float, text stays text
+    try:
+        overrides = parse_overrides(args.set, SearchConfig)
+    except UserError as e:
+        p.error(str(e))
 
     t_start = time.time()
     runs = []

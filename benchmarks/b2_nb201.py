@@ -1,7 +1,8 @@
 """B2: multi-objective search on NAS-Bench-201 (validation error vs FLOPs), HV ratio per seed.
 
 .venv/bin/python benchmarks/b2_nb201.py [--seeds 5] [--dataset cifar10] [--predictor as]
-    [--random_seeds 100] [--runs_dir DIR] [--out benchmarks/results/b2_<dataset>_<predictor>.json]
+    [--random_seeds 100] [--set KEY=VALUE ...] [--runs_dir DIR]
+    [--out benchmarks/results/b2_<dataset>_<predictor>.json]
 
 Runs msunas (``--benchmark nb201`` preset: 50 + 10 x 10 = 150 evaluations) in-process once per
 seed, scores all evaluated (val error %, flops) points with ``nas.benchmarks.nb201.hv_ratio`` and
@@ -25,13 +26,15 @@ sys.path.insert(0, str(ROOT))
 
 from acc_predictor import list_surrogates  # noqa: E402
 from nas.benchmarks.nb201 import NB201Evaluator, hv_ratio, random_search_hv_ratios  # noqa: E402
+from nas.config import parse_overrides  # noqa: E402
+from nas.errors import UserError  # noqa: E402
 from nas.search.cli import BENCHMARKS  # noqa: E402
 from nas.search.config import SearchConfig  # noqa: E402
 from nas.search.loop import Search  # noqa: E402
 
 
-def run_seed(seed: int, dataset: str, predictor: str, runs_dir: str) -> dict:
-    preset = dict(BENCHMARKS["nb201"], dataset=dataset)
+def run_seed(seed: int, dataset: str, predictor: str, runs_dir: str, overrides: dict | None = None) -> dict:
+    preset = {**BENCHMARKS["nb201"], "dataset": dataset, **(overrides or {})}
     save = os.path.join(runs_dir, f"b2_{dataset}_{predictor}_seed{seed}")
     cfg = SearchConfig(benchmark="nb201", predictor=predictor, seed=seed, save=save, **preset)
     evaluator = NB201Evaluator(dataset=dataset)
@@ -70,11 +73,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset", default="cifar10", choices=["cifar10", "cifar100", "imagenet16"])
     p.add_argument("--predictor", default="as", choices=list_surrogates())
     p.add_argument("--random_seeds", type=int, default=100, help="random-search seeds for the baseline")
+    p.add_argument(
+        "--set", nargs="+", default=[], metavar="KEY=VALUE", help="override msunas settings: selection=spread"
+    )
     p.add_argument("--runs_dir", default=None, help="run directories (default: a temporary directory)")
     p.add_argument(
         "--out", default=None, help="JSON output (default benchmarks/results/b2_<dataset>_<predictor>.json)"
     )
     args = p.parse_args(argv)
+    try:
+        overrides = parse_overrides(args.set, SearchConfig)
+    except UserError as e:
+        p.error(str(e))
     out = args.out or str(ROOT / "benchmarks" / "results" / f"b2_{args.dataset}_{args.predictor}.json")
 
     t_start = time.time()
@@ -82,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         runs_dir = args.runs_dir or tmp
         rows = []
         for seed in range(args.seeds):
-            r = run_seed(seed, args.dataset, args.predictor, runs_dir)
+            r = run_seed(seed, args.dataset, args.predictor, runs_dir, overrides)
             rows.append(r)
             print(
                 f"seed {seed}: evals {r['n_evals']}  HV ratio {r['hv_ratio']:.4f}  "
@@ -124,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
                 "schema": "b2/1",
                 "dataset": args.dataset,
                 "predictor": args.predictor,
+                "overrides": overrides,
                 "runs": rows,
                 "median_hv_ratio": float(np.median(hv)),
                 "min_hv_ratio": float(hv.min()),

@@ -74,6 +74,22 @@ def parse_config(
     return cls(**{k: v for k, v in args.items() if k in names})
 
 
+def parse_overrides(items: list[str], cls: type) -> dict[str, Any]:
+    """``["pop_size=100", "selection=spread"]`` -> ``{"pop_size": 100, "selection": "spread"}``.
+
+    Keys must be fields of ``cls``; values are read as YAML scalars (``100`` an int, ``0.5`` a
+    float, text stays text). For the benchmarks' ``--set``.
+    """
+    names = {f.name for f in dataclasses.fields(cls)}
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in names:
+            raise UserError(f"--set {item!r}: expected KEY=VALUE with KEY an option of {cls.__name__}")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
 def load_yaml_config(path: str, cls: type) -> dict[str, Any]:
     try:
         with open(path) as f:

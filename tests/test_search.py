@@ -15,7 +15,7 @@ from nas.errors import UserError
 from nas.search.archive import read_stats
 from nas.search.moea import optimise
 from nas.search.objectives import Constraints, get_objective, list_objectives
-from nas.search.selection import best_ranks, gap_spread, select_spread
+from nas.search.selection import best_ranks, gap_spread, select_hvi, select_spread
 from NasSearchSpace import get_search_space
 from tests.toy_search import toy_config, toy_search
 
@@ -55,6 +55,21 @@ def test_select_spread_fills_the_biggest_gap():
     pick = select_spread(np.array([0.0, 12.0]), np.array([1, 3, 4, 6, 7, 9, 11.0]), 3, rng)
     assert pick.tolist() == [1, 3, 5]  # 3, 6, 9: gaps all 3
     assert gap_spread(np.array([0.0, 12.0]), np.array([3, 6, 9.0])) == 0
+
+
+def test_select_hvi_by_hand():
+    # archive (5, 5), reference (10, 10): HV 25. Gains alone: A (4, 5) +5, B (1, 9) +4, C (4.5, 5)
+    # +2.5, D (6, 6) dominated, 0. After A, B still adds (4 - 1) x (10 - 9) = 3 but C nothing.
+    archive, ref = np.array([[5.0, 5.0]]), np.array([10.0, 10.0])
+    cands = np.array([[4.0, 5.0], [1.0, 9.0], [4.5, 5.0], [6.0, 6.0]])
+    rng = np.random.default_rng(0)
+    assert select_hvi(archive, cands, 1, ref, rng).tolist() == [0]
+    assert select_hvi(archive, cands, 2, ref, rng).tolist() == [0, 1]
+    # no gain left: the best predicted rank of the rest (C, not the dominated D) fills the budget
+    assert select_hvi(archive, cands, 3, ref, rng).tolist() == [0, 1, 2]
+    assert select_hvi(archive, cands, 9, ref, rng).tolist() == [0, 1, 2, 3]
+    # beyond the reference point a candidate adds nothing
+    assert select_hvi(archive, np.array([[0.0, 11.0], [4.0, 5.0]]), 1, ref, rng).tolist() == [1]
 
 
 def test_best_ranks_takes_whole_fronts_until_k():
@@ -244,7 +259,8 @@ def test_top1min_keeps_nsga_candidates_above_it(tmp_path):
     archive = toy_search(toy_config(tmp_path / "min", top1min=floor)).run()
     later = [r.metrics["top1"] for r in archive if archive.iteration_of[r.arch_id] > 0]
     low = [r.metrics["top1"] for r in free if free.iteration_of[r.arch_id] > 0]
-    assert min(later) > floor - 1.0 and min(low) < floor - 1.0  # the constraint changed the search
+    # the constraint is on predicted top-1 (carts on 16-28 archs misses by up to about 2 points)
+    assert min(later) > floor - 3.0 and min(low) < floor - 3.0  # the constraint changed the search
 
 
 @pytest.mark.parametrize(

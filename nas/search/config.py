@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from acc_predictor import list_surrogates
 from nas.config import option
+from nas.search.selection import SELECTIONS
 
 
 @dataclass
@@ -24,6 +25,12 @@ class SearchConfig:
     n_iter: int = option(8, "architectures evaluated per iteration")
     pop_size: int = option(40, "NSGA-II population on the surrogate")
     n_gen: int = option(20, "NSGA-II generations on the surrogate per iteration")
+    selection: str = option(
+        "hvi",
+        "how the n_iter candidates are chosen from NSGA-II's population: hvi (greedy predicted "
+        "hypervolume gain) or spread (NSGANetV2: even gaps along the second objective)",
+        choices=list(SELECTIONS),
+    )
     predictor: str = option("as", "surrogate of the first objective", choices=list_surrogates())
     first_obj: str = option("top1", "first objective (top1 = top-1 error, minimised)")
     sec_obj: str | None = option(

@@ -31,7 +31,7 @@ from nas.search.config import SearchConfig
 from nas.search.executors import InProcessExecutor
 from nas.search.moea import optimise
 from nas.search.objectives import Constraints, Objective, check_feasible, get_objective
-from nas.search.selection import best_ranks, select_spread
+from nas.search.selection import SELECTIONS, best_ranks, select_hvi, select_spread
 from NasSearchSpace.base import Arch, SearchSpace
 
 # Settings a resumed search must share with the run it continues.
@@ -68,6 +68,8 @@ class Search:
             raise UserError(f"--top1min {cfg.top1min} must be a top-1 percentage in [0, 100)")
         if cfg.n_doe < 2 or cfg.n_iter < 1 or cfg.iterations < 0:
             raise UserError("--n_doe must be >= 2, --n_iter >= 1 and --iterations >= 0")
+        if cfg.selection not in SELECTIONS:
+            raise UserError(f"unknown --selection {cfg.selection!r}; choose one of: {', '.join(SELECTIONS)}")
         if cfg.n_iter > cfg.pop_size:
             raise UserError(
                 f"--n_iter {cfg.n_iter} exceeds the {cfg.pop_size} candidates NSGA-II supplies per "
@@ -302,7 +304,9 @@ class Search:
         chosen = []
         if cands:
             cand_F = np.array(cand_F)
-            if len(self.objectives) > 1:
+            if len(self.objectives) > 1 and cfg.selection == "hvi":
+                pick = select_hvi(F, cand_F, cfg.n_iter, np.array(self.hv_ref), rng)
+            elif len(self.objectives) > 1:
                 # the predicted best ranks (at least n_iter candidates), spread along the front
                 pool = best_ranks(cand_F, cfg.n_iter)
                 pick = pool[select_spread(F[front, 1], cand_F[pool, 1], cfg.n_iter, rng)]
@@ -313,9 +317,12 @@ class Search:
             self.log(f"iteration {k}: NSGA-II offered {len(chosen)} new architectures; adding random ones")
             taken = {self.space.arch_id(a) for a in chosen}
             for _ in range(100):
-                for a in self.space.sample(cfg.n_iter, rng):
+                drawn = self.space.sample(cfg.n_iter, rng)
+                feasible = np.all([g(drawn) <= 0 for g in constraints], axis=0) if constraints else None
+                for j, a in enumerate(drawn):
                     aid = self.space.arch_id(a)
-                    if aid not in self.archive and aid not in taken and len(chosen) < cfg.n_iter:
+                    ok_j = feasible is None or feasible[j]  # random ones obey --top1min too
+                    if ok_j and aid not in self.archive and aid not in taken and len(chosen) < cfg.n_iter:
                         taken.add(aid)
                         chosen.append(a)
                 if len(chosen) == cfg.n_iter:

@@ -1,20 +1,32 @@
-"""Subset selection: pick ``k`` candidates whose second-objective values spread evenly.
+"""Subset selection: which ``k`` of NSGA-II's candidates the search evaluates next.
 
-The candidates are first narrowed to the best non-dominated ranks of their predicted objectives
-(:func:`best_ranks`), so that the spread never buys a predicted-dominated architecture while a
-predicted-optimal one is left out (on NAS-Bench-201 with `as`: median HV ratio of seeds 0-4
-0.957 -> 0.971, of seeds 0-9 0.966 -> 0.965, i.e. within seed noise).
+Two rules (``msunas.py --selection``):
 
-Given the values already on the archive's front and those of the candidates, choose ``k``
-candidates so that, merged with the front and sorted, the gaps between neighbours are as even
-as possible (minimum standard deviation of the gaps). A small genetic algorithm over subsets
-does it (as in NSGANetV2); it is seeded from the caller's generator.
+- ``hvi`` (default): greedy predicted hypervolume improvement. Each pick is the candidate whose
+  predicted objectives add the most hypervolume to the archive's front plus the candidates picked
+  before it (:func:`select_hvi`); a candidate next to one already picked adds little, so the picks
+  spread along the front where the gains are, not where the second objective is merely far from
+  its neighbours. Candidates predicted to add nothing are taken last, by :func:`select_spread`.
+- ``spread`` (NSGANetV2's rule): :func:`select_spread` on the predicted best ranks.
+
+Measured figures are in ``benchmarks/README.md`` (B1, B2: ``--set selection=spread`` against
+the default).
+
+``spread`` first narrows the candidates to their best predicted non-dominated ranks
+(:func:`best_ranks`), so that it never buys a predicted-dominated architecture while a
+predicted-optimal one is left out; then a small genetic algorithm over subsets (as in
+NSGANetV2, seeded from the caller's generator) chooses ``k`` of them so that, merged with the
+archive's front and sorted, the gaps between neighbouring second-objective values are as even
+as possible (minimum standard deviation of the gaps).
 """
 
 from __future__ import annotations
 
 import numpy as np
+from pymoo.indicators.hv import HV
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
+SELECTIONS = ("hvi", "spread")
 
 
 def ranks(F: np.ndarray) -> np.ndarray:
@@ -83,3 +95,47 @@ def select_spread(
             keep.append(order[0])
         pop, fit = allp[keep], allf[keep]
     return np.sort(pop[int(np.argmin(fit))])
+
+
+def select_hvi(
+    archive_F: np.ndarray,
+    cand_F: np.ndarray,
+    k: int,
+    ref: np.ndarray,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Indices of ``k`` candidates chosen by greedy predicted hypervolume improvement.
+
+    ``archive_F`` [n, m] (m >= 2) are the archive's objective values, ``cand_F`` [c, m] the
+    candidates' predicted (or exactly computed) ones, all minimised; ``ref`` [m] is the hypervolume reference
+    point. Pick by pick, the candidate that adds the most hypervolume to the archive and the picks
+    so far is taken (ties: the lower index). When no candidate adds anything, the rest are chosen
+    by :func:`select_spread` among the best predicted ranks of those left.
+    """
+    cand_F = np.asarray(cand_F, dtype=float)
+    n = len(cand_F)
+    if k >= n:
+        return np.arange(n)
+    indicator = HV(ref_point=np.asarray(ref, dtype=float))
+    current = np.asarray(archive_F, dtype=float)
+    base = float(indicator(current)) if len(current) else 0.0
+    picked: list[int] = []
+    left = np.ones(n, dtype=bool)
+    while len(picked) < k:
+        gains = np.full(n, -np.inf)
+        for i in np.flatnonzero(left):
+            gains[i] = float(indicator(np.vstack([current, cand_F[i : i + 1]]))) - base
+        best = int(np.argmax(gains))
+        if gains[best] <= 0:
+            break
+        picked.append(best)
+        left[best] = False
+        current = np.vstack([current, cand_F[best : best + 1]])
+        base += gains[best]
+    if len(picked) < k:
+        rest = np.flatnonzero(left)
+        pool = rest[best_ranks(cand_F[rest], k - len(picked))]
+        front = current[NonDominatedSorting().do(current, only_non_dominated_front=True), 1]
+        more = pool[select_spread(front, cand_F[pool, 1], k - len(picked), rng)]
+        picked.extend(int(i) for i in more)
+    return np.sort(np.array(picked, dtype=int))
