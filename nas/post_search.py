@@ -53,7 +53,7 @@ class PostSearchConfig:
         "trade-off", "trade-off, an objective name (its lowest values) or a point such as 'top1#80+macs#150'"
     )
     n_exits: int | None = option(None, "early-exit spaces only: keep networks with this many exits")
-    save_stats_csv: bool = option(False, "also write choices.csv, one row per chosen network")
+    save_stats_csv: bool = option(False, "also write choices-<prefer>.csv, one row per chosen network")
     weights: bool = option(True, "write ckpt.pth for each choice (--no-weights: architectures only)")
     supernet_path: str | None = option(None, "supernet for inherited weights; None: the run's")
     data: str | None = option(None, "dataset folder for BatchNorm recalibration; None: the run's")
@@ -148,7 +148,9 @@ def choose(run: Run, prefer: str, n: int, log=print) -> list[int]:
     rank = ranks(F) if F.shape[1] > 1 else np.zeros(len(F), int)
     front = np.flatnonzero(rank == 0)
     if F.shape[1] == 1:
-        if prefer not in ("trade-off", names[0]) and "#" not in prefer:
+        if "#" in prefer:
+            parse_preference(prefer, run.objectives)  # a point names this run's objective, or an error
+        elif prefer not in ("trade-off", names[0]):
             raise UserError(f"--prefer {prefer!r}: this run has the single objective {names[0]}")
         log(f"note: the run has one objective ({names[0]}): choosing its {n} best")
         key = F[:, 0]
@@ -172,7 +174,9 @@ def choose(run: Run, prefer: str, n: int, log=print) -> list[int]:
         log(f"note: the front has {len(front)} networks; the next non-dominated ranks fill up to {n}")
     order = np.lexsort((np.arange(len(F)), key, rank))  # front first, then by preference
     chosen = [int(i) for i in order[:n]]
-    best = int(np.lexsort((np.arange(len(F)), F[:, 0]))[0])  # the most accurate
+    # the most accurate; among networks tied on it, the non-dominated one (a tie broken by archive
+    # order alone could force in a network that another, equally accurate and cheaper, dominates)
+    best = int(np.lexsort((np.arange(len(F)), rank, F[:, 0]))[0])
     if best not in chosen:
         chosen[-1] = best
     return chosen

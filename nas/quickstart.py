@@ -22,9 +22,10 @@ import time
 
 from nas.cli import run_cli
 from nas.config import parse_config
+from nas.errors import UserError
 from nas.finetune import SubnetTrainConfig, train_subnet
 from nas.io import read_json, write_json
-from nas.post_search import PostSearchConfig, post_search
+from nas.post_search import PostSearchConfig, post_search, tag_of
 from nas.search.archive import read_stats
 from nas.search.cli import build
 from nas.search.config import SearchConfig
@@ -84,6 +85,34 @@ def search_config(sn: SupernetConfig) -> SearchConfig:
     )
 
 
+def earlier_choices(final: str, stats_path: str, n: int, prefer: str) -> list[str] | None:
+    """The folders of an earlier quickstart's post-search of this run's latest ``iter_k.stats``, when
+    all ``n`` are complete (``net.subnet``, ``ckpt.pth`` and a ``net.stats`` naming that stats file and
+    preference); else None.
+
+    A re-run re-uses them (and their fine-tuning) rather than choosing again: a post-search whose
+    rules changed since may choose other networks, and ``post_search.py`` refuses to write over
+    folders that hold other networks."""
+    # absolute, as post_search returns them: fine-tuning's --resume checks its --init path
+    folders = [os.path.join(os.path.abspath(final), f"net-{tag_of(prefer)}_{i}") for i in range(n)]
+    for i, folder in enumerate(folders):
+        if not all(os.path.isfile(os.path.join(folder, f)) for f in ("net.subnet", "ckpt.pth", "net.stats")):
+            return None
+        try:
+            stats = read_json(os.path.join(folder, "net.stats"), "net.stats")
+        except UserError:
+            return None
+        choice = stats.get("choice") if isinstance(stats, dict) else None
+        if (
+            not isinstance(choice, dict)
+            or choice.get("prefer") != prefer
+            or choice.get("index") != i
+            or os.path.basename(str(choice.get("run"))) != os.path.basename(stats_path)
+        ):
+            return None
+    return folders
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nas.quickstart", description=__doc__)
     cfg = parse_config(SupernetConfig, argv, parser, defaults=QUICKSTART)
@@ -102,7 +131,11 @@ def main(argv: list[str] | None = None) -> int:
 
     overhead = sum(t["search_s"] for t in search.timings[done_before:])
     t_post = time.time()
-    folders = post_search(PostSearchConfig(expr=scfg.save, n=3, prefer="trade-off", device=cfg.device))
+    folders = earlier_choices(os.path.join(scfg.save, "final"), latest_stats(scfg.save), 3, "trade-off")
+    if folders is not None:
+        print(f"re-using the {len(folders)} networks an earlier run chose in {scfg.save}/final/")
+    else:
+        folders = post_search(PostSearchConfig(expr=scfg.save, n=3, prefer="trade-off", device=cfg.device))
     space, data, rows = trainer.space, trainer.data, []
     for folder in folders:
         stats = read_json(os.path.join(folder, "net.stats"), "net.stats")

@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-N_GPUS=${N_GPUS:-$(nvidia-smi -L 2>/dev/null | wc -l)}
+# GPUs that `nvidia-smi -L` lists ("GPU 0: ..."); no nvidia-smi or no driver: 0. The "|| true"s keep
+# set -e -o pipefail from ending the script silently here (status 127) on a machine without GPUs.
+N_GPUS=${N_GPUS:-$( { nvidia-smi -L 2>/dev/null || true; } | grep -c '^GPU ' || true)}
 GPUS_PER_JOB=${GPUS_PER_JOB:-1}
 DATA=${DATA:-data/cache/cifar10}
 SUPERNET=${SUPERNET:-results/cifar10-macs/supernet/supernet.pth}

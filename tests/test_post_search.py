@@ -67,6 +67,16 @@ def test_more_than_the_front_fills_from_the_next_ranks():
     assert any("7 successful" in n for n in notes)
 
 
+def test_the_most_accurate_forced_in_is_non_dominated_among_ties():
+    # 3 and 4 are equally accurate; 3 (earlier in the archive) costs more, so 4 dominates it
+    points = [(60, 1), (80, 4), (85, 10), (90, 30), (90, 20)]
+    run = hand_run(points)
+    for prefer in ("trade-off", "macs", "top1#85+macs#10"):
+        for n in (1, 2, 3):
+            chosen = choose(run, prefer, n)
+            assert 4 in chosen and 3 not in chosen, (prefer, n, chosen)
+
+
 @pytest.mark.parametrize(
     ("prefer", "match"),
     [("latency", "objective of this run"), ("top1#x", "not a number"), ("flops#3", "OBJECTIVE#VALUE")],
@@ -82,6 +92,10 @@ def test_single_objective_run_takes_the_best():
     run = Run("x", SearchConfig(), results, [obj], np.array([[obj(r.metrics)] for r in results]), 0)
     notes = []
     assert choose(run, "trade-off", 2, log=notes.append) == [1, 2] and "one objective" in notes[0]
+    assert choose(run, "top1#65", 2) == [1, 2]  # a point on the one objective: its best
+    for prefer, match in (("macs#3", "OBJECTIVE#VALUE"), ("top1#x", "not a number"), ("macs", "single")):
+        with pytest.raises(UserError, match=match):
+            choose(run, prefer, 2)
 
 
 # ---- on real run directories ---------------------------------------------------------------------

@@ -165,6 +165,20 @@ def test_bad_inputs_are_one_line_errors(tool, args, match, results, tmp_path, ca
     assert err.startswith("error: ") and err.count("\n") == 1 and match in err, err
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["{results}/seed0", "{results}/other/params"],  # different objectives
+        ["{results}/seed0", "{results}/seed1", "--labels", "a", "a"],  # one setting only
+    ],
+)
+def test_refused_comparisons_leave_no_output_folder(args, results, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # default output folders: ./results/analysis/plot_search/...
+    assert run_cli(plot_search.main, ["--compare", *[a.format(results=results) for a in args]]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+    assert not (tmp_path / "results").exists()
+
+
 def test_bad_input_exit_status_from_the_command_line(results):
     r = run_tool("plot_search", "--compare", results / "seed0")
     assert r.returncode == 2 and r.stdout == ""

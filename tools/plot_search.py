@@ -359,23 +359,28 @@ def _holm_into(pairs: list[dict]) -> None:
         p["p_holm"] = adj
 
 
+def check_compare(runs: list[RunData], labels: list[str] | None) -> None:
+    """Refuse runs that cannot be compared (before any output folder is made)."""
+    objectives = [r.objectives for r in runs]
+    if any(o != objectives[0] for o in objectives):
+        listed = "; ".join(f"{r.name}: {', '.join(r.objectives)}" for r in runs)
+        raise UserError(f"--compare: the runs have different objectives ({listed}); compare like with like")
+    if labels is not None and len(labels) > 1 and len(set(labels)) == 1:
+        raise UserError(f"--labels: every run has the label {labels[0]!r}; give at least two settings")
+
+
 def plot_compare(runs: list[RunData], labels: list[str] | None, out: str) -> dict:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
     from nas.analysis import save_figure
 
-    objectives = [r.objectives for r in runs]
-    if any(o != objectives[0] for o in objectives):
-        listed = "; ".join(f"{r.name}: {', '.join(r.objectives)}" for r in runs)
-        raise UserError(f"--compare: the runs have different objectives ({listed}); compare like with like")
+    check_compare(runs, labels)
     names = [r.name for r in runs]
     series, info = indicator_series(runs)
     finals = np.array([s[-1] for s in series])
     grouped = labels is not None and len(set(labels)) < len(labels)
     if grouped:
-        if len(set(labels)) < 2:
-            raise UserError(f"--labels: every run has the label {labels[0]!r}; give at least two settings")
         statistics = group_statistics(labels, finals)
     else:
         statistics = paired_statistics(names, series)
@@ -509,6 +514,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = [RunData(path, "--compare") for path in args.compare]
         for r, n in zip(runs, names, strict=True):
             r.name = n
+        check_compare(runs, args.labels)  # an error leaves no empty output folder behind
         tags = list(dict.fromkeys(args.labels)) if args.labels else names
         experiment = "compare-" + "-".join(t.replace("/", "-") for t in tags)
         if len(experiment) > 80:
