@@ -29,20 +29,19 @@ def test_nb201_benchmark_run_and_resume(tmp_path):
     assert stats["objectives"] == ["top1", "flops"] and len(a) == 70
     pts = np.array([[100 - r.metrics["top1"], r.metrics["flops"]] for r in a.ok()])
     assert hv_ratio(pts, "cifar10") > 0.9  # random search with 70 evaluations: about 0.84
-    p = msunas(
-        "--benchmark",
-        "nb201",
-        "--iterations",
-        "3",
-        "--predictor",
-        "carts",
-        "--resume",
-        str(save),
-        "--save",
-        str(save),
-    )
+    # --resume DIR alone continues the run with its own settings (benchmark, predictor, save, ...)
+    p = msunas("--resume", str(save), "--iterations", "3")
     assert p.returncode == 0, p.stderr
     assert "resumed from" in p.stdout and len(read_stats(save / "iter_3.stats")["archive_obj"]) == 80
+    assert read_stats(save / "iter_3.stats")["config"]["predictor"] == "carts"
+
+
+def test_sec_obj_none_makes_a_preset_single_objective(tmp_path):
+    save = tmp_path / "single"
+    p = msunas("--benchmark", "nb201", "--sec_obj", "none", "--iterations", "1", "--save", str(save))
+    assert p.returncode == 0, p.stderr
+    stats = read_stats(save / "iter_1.stats")
+    assert stats["objectives"] == ["top1"] and stats["config"]["sec_obj"] is None
 
 
 @pytest.mark.parametrize(
@@ -80,3 +79,15 @@ def test_config_file_sets_defaults_and_flags_win(tmp_path):
         "flops",
     )
     assert len(read_stats(tmp_path / "run" / "iter_1.stats")["archive_obj"]) == 30
+
+
+def test_resume_from_a_foreign_stats_file_exits_2_and_keeps_it(tmp_path):
+    run = tmp_path / "old"
+    run.mkdir()
+    foreign = run / "iter_3.stats"
+    text = '{"archive": [[{"ks": []}, 10.0, 2.0]]}'  # an nsganetv2-style file
+    foreign.write_text(text)
+    p = msunas("--resume", str(run))
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and len(lines) == 1 and "not a stats file of this toolkit" in lines[0]
+    assert foreign.read_text() == text and sorted(run.iterdir()) == [foreign]

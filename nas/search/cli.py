@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
+import os
 import sys
 
 import yaml
@@ -12,9 +14,10 @@ from nas.benchmarks.nb201 import NB201Evaluator
 from nas.benchmarks.ofa_note10 import OFANote10Evaluator
 from nas.config import parse_config
 from nas.errors import UserError
+from nas.search.archive import read_stats
 from nas.search.config import SearchConfig
 from nas.search.executors import LocalProcessExecutor, RayExecutor
-from nas.search.loop import Search
+from nas.search.loop import Search, latest_stats
 from nas.subnet_eval import SubnetEvaluator
 from NasSearchSpace import get_search_space
 
@@ -66,6 +69,23 @@ def _benchmark_defaults(argv: list[str]) -> dict:
     return BENCHMARKS[name]
 
 
+def _resume_defaults(argv: list[str]) -> dict:
+    """With ``--resume PATH``: the settings of the run it continues (the ``config`` its stats file
+    recorded, and ``save`` = the folder of that file), so ``msunas.py --resume DIR`` alone picks the
+    run up as it was; flags given with it still win (e.g. ``--iterations 15`` to go further)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--resume")
+    known, _ = pre.parse_known_args(argv)
+    if not known.resume:
+        return {}
+    path = known.resume if os.path.isfile(known.resume) else latest_stats(known.resume)
+    if path is None:
+        return {}  # Search.resume says what is wrong
+    names = {f.name for f in dataclasses.fields(SearchConfig)}
+    old = {k: v for k, v in read_stats(path).get("config", {}).items() if k in names and k != "resume"}
+    return {**old, "save": os.path.dirname(os.path.abspath(path))}
+
+
 def build(cfg: SearchConfig):
     """The evaluator a configuration asks for (its ``space`` is the search space)."""
     if cfg.lr > cfg.ur:
@@ -101,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="msunas.py",
         description="Surrogate-assisted multi-objective NAS (NSGA-II) over a search space.",
     )
-    cfg = parse_config(SearchConfig, argv, parser, defaults=_benchmark_defaults(argv))
+    defaults = {**_benchmark_defaults(argv), **_resume_defaults(argv)}
+    cfg = parse_config(SearchConfig, argv, parser, defaults=defaults)
     evaluator = build(cfg)
     search = Search(cfg, evaluator.space, evaluator)  # checks the options before workers start
     n_jobs = cfg.n_jobs if cfg.n_jobs is not None else (cfg.n_gpus // max(cfg.gpu, 1) or 1)

@@ -34,7 +34,7 @@ class SearchConfig:
     predictor: str = option("as", "surrogate of the first objective", choices=list_surrogates())
     first_obj: str = option("top1", "first objective (top1 = top-1 error, minimised)")
     sec_obj: str | None = option(
-        None, "second objective: params, macs, activations, tiny_ml, latency, flops (none: single-objective)"
+        None, "second objective: params, macs, activations, tiny_ml, latency, flops; none: single-objective"
     )
     top1min: float = option(
         0.0, "minimum top-1 %: NSGA-II treats architectures predicted below it as infeasible (0: off)"
@@ -78,3 +78,7 @@ class SearchConfig:
     wm: float = option(1 / 40, "tiny_ml weight of MACs")
     wa: float = option(1.0, "tiny_ml weight of activations")
     penalty: float = option(1e10, "tiny_ml penalty factor for exceeding a constraint")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.sec_obj, str) and self.sec_obj.strip().lower() in ("", "none"):
+            self.sec_obj = None  # --sec_obj none: single-objective (e.g. over a preset's objective)
