@@ -123,6 +123,93 @@ def test_visualize_final_architectures(results, tmp_path):
     assert all(p["params"] == p["metrics"]["params"] for p in n["points"]) and len(n["points"]) == 6
 
 
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory):
+    """Post-searched toy runs on two datasets with different second objectives: cifar10_embedded
+    with macs and with params, cifar100 with params and single-objective (x axis: macs), and a
+    single-objective cifar100 run whose net.stats lack macs and params (skipped)."""
+    root = tmp_path_factory.mktemp("mixed")
+    runs = {
+        "macs": ("cifar10_embedded", "macs"),
+        "params": ("cifar10_embedded", "params"),
+        "params100": ("cifar100", "params"),
+        "single": ("cifar100", None),
+        "no_cost": ("cifar100", None),
+    }
+    for name, (dataset, sec_obj) in runs.items():
+        toy_search(toy_config(root / name, iterations=0, sec_obj=sec_obj, dataset=dataset)).run()
+        post_search(PostSearchConfig(expr=str(root / name), n=2, weights=False), log=lambda *_: None)
+    for stats in (root / "no_cost" / "final").glob("net-*/net.stats"):
+        data = json.loads(stats.read_text())
+        data["metrics"] = {k: v for k, v in data["metrics"].items() if k not in ("macs", "params")}
+        stats.write_text(json.dumps(data))
+    return root
+
+
+def test_visualize_final_architectures_one_panel_per_dataset_and_objective(
+    mixed, tmp_path, monkeypatch, capsys
+):
+    import nas.analysis
+
+    figures = []
+
+    def save_figure(fig, stem):
+        figures.append(fig)
+        return real_save_figure(fig, stem)
+
+    real_save_figure = nas.analysis.save_figure
+    monkeypatch.setattr(nas.analysis, "save_figure", save_figure)
+    out = tmp_path / "all"
+    argv = ["--results_dir", str(mixed), "--dataset", "all"]
+    assert visualize_final_architectures.main([*argv, "--output_dir", str(out)]) == 0
+    assert "note: skipping no_cost/final: a single-objective run" in capsys.readouterr().out
+    n = files_of(out, "final_architectures")
+    assert n["groups"] == [
+        {"dataset": "cifar100", "objective": "macs", "experiments": ["single/final"]},
+        {"dataset": "cifar100", "objective": "params", "experiments": ["params100/final"]},
+        {"dataset": "cifar10_embedded", "objective": "macs", "experiments": ["macs/final"]},
+        {"dataset": "cifar10_embedded", "objective": "params", "experiments": ["params/final"]},
+    ]
+    assert n["second_obj"] is None and len(n["points"]) == 8
+    assert [e["name"] for e in n["experiments"]] == [g["experiments"][0] for g in n["groups"]]
+    for e, g in zip(n["experiments"], n["groups"], strict=True):
+        points = [p for p in n["points"] if p["experiment"] == e["name"]]
+        assert len(points) == e["n"] == 2 and e["front"]
+        assert all(p[g["objective"]] == p["metrics"][g["objective"]] for p in points)
+    (fig,) = figures  # a 2 x 3 grid with the 2 unused cells removed
+    assert [ax.get_title() for ax in fig.axes] == [
+        f"{g['dataset']}: top-1 vs {g['objective']}" for g in n["groups"]
+    ]
+
+    # the dataset filter keeps its panels; --second_obj forces one x axis for every experiment
+    out = tmp_path / "cifar10"
+    assert (
+        visualize_final_architectures.main(
+            [*argv[:2], "--dataset", "cifar10_embedded", "--output_dir", str(out)]
+        )
+        == 0
+    )
+    n = json.loads((out / "numbers.json").read_text())
+    assert [(g["dataset"], g["objective"]) for g in n["groups"]] == [
+        ("cifar10_embedded", "macs"),
+        ("cifar10_embedded", "params"),
+    ]
+    assert len(figures[-1].axes) == 2
+    out = tmp_path / "forced"
+    argv = ["--results_dir", str(mixed), "--dataset", "cifar10_embedded", "--second_obj", "params"]
+    assert visualize_final_architectures.main([*argv, "--output_dir", str(out)]) == 0
+    n = json.loads((out / "numbers.json").read_text())
+    assert n["second_obj"] == "params" and n["groups"] == [
+        {"dataset": "cifar10_embedded", "objective": "params", "experiments": ["macs/final", "params/final"]}
+    ]
+    assert len(figures[-1].axes) == 1
+    # a forced x axis a network lacks stays a one-line error
+    argv = ["--results_dir", str(mixed), "--second_obj", "params", "--output_dir", str(tmp_path / "o")]
+    assert run_cli(visualize_final_architectures.main, argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --second_obj params: ") and err.count("\n") == 1 and "no 'params'" in err
+
+
 def test_default_output_folders_are_new_every_time(results, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for _ in range(2):

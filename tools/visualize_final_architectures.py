@@ -1,6 +1,6 @@
 """Accuracy vs a cost objective of the final networks of every experiment under a results folder.
 
-    python tools/visualize_final_architectures.py --results_dir results
+    python tools/visualize_final_architectures.py --results_dir results --dataset all
     python tools/visualize_final_architectures.py --results_dir results --dataset cifar10 --second_obj params
 
 An experiment is a post-search folder: a folder holding ``net-*/net.stats`` files written by
@@ -14,13 +14,18 @@ Folders whose run cannot be found are skipped with a note.
 Accuracy is top-1 %: the test top-1 of ``train.py subnet`` (``"trained"`` in ``net.stats``) when
 the network was fine-tuned, else the top-1 the search measured (validation images); the legend
 says how many networks of each experiment use the trained value, and ``numbers.json`` records
-the source of every point. The x axis is ``--second_obj`` (default: the runs' second objective,
-e.g. ``macs``; an error when experiments disagree), computed from each network's metrics with
-the run's constraints (``tiny_ml``), or any metric stored in ``net.stats``.
+the source of every point. The x axis of an experiment is ``--second_obj`` when given (for every
+experiment), else its run's second objective (e.g. ``macs``); a single-objective run is drawn
+against ``macs`` when every network's metrics have it, else ``params``, else skipped with a note.
+It is computed from each network's metrics with the run's constraints (``tiny_ml``), or is any
+metric stored in ``net.stats``.
 
-One marker and colour per experiment; each experiment's non-dominated networks (higher accuracy,
-lower cost) are joined by a step line. Outputs: ``final_architectures.png/.pdf`` and
-``numbers.json`` (every point, every front) in ``results/analysis/visualize_final_architectures/
+Experiments are grouped by (dataset, x axis): one panel per group, titled
+``<dataset>: top-1 vs <objective>`` (a grid of up to 3 columns), so ``--dataset all`` shows runs on
+different datasets or with different second objectives side by side. Within a panel, one marker
+and colour per experiment; each experiment's non-dominated networks (higher accuracy, lower cost)
+are joined by a step line. Outputs: ``final_architectures.png/.pdf`` and ``numbers.json`` (every
+point, every front, the panels' ``groups``) in ``results/analysis/visualize_final_architectures/
 <results folder>-<dataset>[-k]/`` (a new folder every time) or ``--output_dir``.
 """
 
@@ -40,6 +45,8 @@ from nas.errors import UserError  # noqa: E402
 
 TOOL = "visualize_final_architectures"
 LOOKED_FOR = "post-search folders (net-*/net.stats whose choice.run names an msunas.py iter_k.stats)"
+SINGLE_OBJECTIVE_X = ("macs", "params")  # the x axis of a single-objective run: the first every network has
+MAX_COLUMNS = 3  # panels per row
 
 
 @dataclass
@@ -56,6 +63,20 @@ class Experiment:
     @property
     def dataset(self) -> str:
         return str(self.config.get("dataset", "?"))
+
+
+@dataclass
+class Group:
+    """The experiments drawn on one panel: one dataset, one x-axis objective."""
+
+    dataset: str
+    objective: str
+    experiments: list[Experiment] = field(default_factory=list)
+    points: list[list[dict]] = field(default_factory=list)  # points_of each experiment
+
+    @property
+    def title(self) -> str:
+        return f"{self.dataset}: top-1 vs {self.objective}"
 
 
 def find_experiments(results_dir: str, log=print) -> list[Experiment]:
@@ -122,22 +143,42 @@ def name_experiments(experiments: list[Experiment], results_dir: str) -> None:
             e.name += f" [{os.path.basename(os.path.dirname(e.stats_path))}]"
 
 
-def second_objective(experiments: list[Experiment], wanted: str | None) -> str:
+def metrics_of(stats: dict) -> dict:
+    return stats["metrics"] if isinstance(stats.get("metrics"), dict) else {}
+
+
+def x_objective(e: Experiment, wanted: str | None) -> str | None:
+    """``--second_obj`` if given, else the run's second objective, else (a single-objective run) the
+    first of ``SINGLE_OBJECTIVE_X`` every network's metrics have; None when none does."""
     if wanted is not None:
-        if wanted == "top1":
-            raise UserError("--second_obj top1: top-1 is the y axis; give a cost such as macs or params")
         return wanted
-    seconds = {e.name: e.objectives[1] if len(e.objectives) > 1 else None for e in experiments}
-    names = sorted({s for s in seconds.values() if s is not None})
-    if len(names) == 1:
-        return names[0]
-    if not names:
-        raise UserError("every experiment is single-objective; give --second_obj (e.g. macs or params)")
-    listed = "; ".join(f"{n}: {s or '(single-objective)'}" for n, s in seconds.items())
-    raise UserError(
-        f"the experiments have different second objectives ({listed}); give --second_obj "
-        f"(e.g. --second_obj {names[0]}) or filter with --dataset"
-    )
+    if len(e.objectives) > 1:
+        return e.objectives[1]
+    return next((m for m in SINGLE_OBJECTIVE_X if all(m in metrics_of(s) for _, s in e.nets)), None)
+
+
+def group_experiments(experiments: list[Experiment], wanted: str | None, log=print) -> list[Group]:
+    """The experiments with their points, grouped by (dataset, x axis), sorted by dataset then x axis."""
+    if wanted == "top1":
+        raise UserError("--second_obj top1: top-1 is the y axis; give a cost such as macs or params")
+    groups: dict[tuple[str, str], Group] = {}
+    for e in experiments:
+        x = x_objective(e, wanted)
+        if x is None:
+            log(
+                f"note: skipping {e.name}: a single-objective run whose net.stats metrics lack "
+                f"{' and '.join(SINGLE_OBJECTIVE_X)}; give --second_obj to plot it"
+            )
+            continue
+        group = groups.setdefault((e.dataset, x), Group(e.dataset, x))
+        group.experiments.append(e)
+        group.points.append(points_of(e, x))
+    if not groups:
+        raise UserError(
+            f"none of the {len(experiments)} experiments has an x axis (single-objective runs without "
+            f"{' or '.join(SINGLE_OBJECTIVE_X)} in net.stats); give --second_obj with a metric they have"
+        )
+    return [groups[k] for k in sorted(groups)]
 
 
 def points_of(e: Experiment, second: str) -> list[dict]:
@@ -150,7 +191,7 @@ def points_of(e: Experiment, second: str) -> list[dict]:
     objective = get_objective(second, constraints) if second in OBJECTIVES.names() else None
     points = []
     for net_dir, stats in e.nets:
-        metrics = stats.get("metrics", {}) if isinstance(stats.get("metrics"), dict) else {}
+        metrics = metrics_of(stats)
         trained = stats.get("trained") if isinstance(stats.get("trained"), dict) else {}
         if "top1" in trained:
             top1, source = float(trained["top1"]), "trained"
@@ -185,6 +226,11 @@ def points_of(e: Experiment, second: str) -> list[dict]:
     return points
 
 
+def xy(points: list[dict], second: str) -> tuple[np.ndarray, np.ndarray]:
+    """Top-1 and the x axis of ``points``."""
+    return np.array([p["top1"] for p in points]), np.array([p[second] for p in points])
+
+
 def front_indices(top1: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Non-dominated points (max top-1, min x), sorted by x."""
     from nas.post_search import ranks
@@ -193,21 +239,37 @@ def front_indices(top1: np.ndarray, x: np.ndarray) -> np.ndarray:
     return front[np.lexsort((-top1[front], x[front]))]
 
 
-def plot(
-    experiments: list[Experiment], points: list[list[dict]], second: str, title: str, stem: str
-) -> list[str]:
+def plot(groups: list[Group], title: str, stem: str) -> list[str]:
+    """One panel per group in a grid of up to ``MAX_COLUMNS`` columns."""
     import matplotlib.pyplot as plt
 
     from nas.analysis import save_figure
+
+    ncols = min(MAX_COLUMNS, len(groups))
+    nrows = -(-len(groups) // ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(7 * ncols, 4.8 * nrows), squeeze=False, layout="constrained"
+    )
+    for ax in axes.flat[len(groups) :]:
+        fig.delaxes(ax)
+    for ax, group in zip(axes.flat, groups, strict=False):
+        plot_panel(ax, group)
+    fig.suptitle(title)
+    return save_figure(fig, stem)
+
+
+def plot_panel(ax, group: Group) -> None:
+    """Each experiment of ``group``: its networks and its front, one marker and colour each."""
+    import matplotlib.pyplot as plt
+
     from nas.search.objectives import OBJECTIVES, get_objective
 
+    second = group.objective
     unit = get_objective(second).unit if second in OBJECTIVES.names() else ""
     markers = "osD^vP*Xhp<>"
-    fig, ax = plt.subplots(figsize=(7, 4.8))
-    for i, (e, pts) in enumerate(zip(experiments, points, strict=True)):
+    for i, (e, pts) in enumerate(zip(group.experiments, group.points, strict=True)):
         colour, marker = plt.cm.tab10(i % 10), markers[i % len(markers)]
-        top1 = np.array([p["top1"] for p in pts])
-        x = np.array([p[second] for p in pts])
+        top1, x = xy(pts, second)
         n_trained = sum(p["top1_source"] == "trained" for p in pts)
         label = f"{e.name} ({e.dataset})"
         if n_trained:
@@ -216,11 +278,26 @@ def plot(
         front = front_indices(top1, x)
         ax.step(x[front], top1[front], where="post", color=colour, lw=1.2, alpha=0.8)
     ax.set_xlabel(f"{second} ({unit})" if unit and unit != second else second)
-    ax.set_ylabel("top-1 accuracy % (trained where fine-tuned, else search)")
-    ax.set_title(title)
+    if ax.get_subplotspec().is_first_col():
+        ax.set_ylabel("top-1 accuracy % (trained where fine-tuned, else search)")
+    ax.set_title(group.title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small", loc="best")
-    return save_figure(fig, stem)
+
+
+def experiment_numbers(e: Experiment, points: list[dict], second: str) -> dict:
+    """What ``numbers.json`` records of an experiment drawn against ``second``."""
+    return {
+        "name": e.name,
+        "folder": os.path.abspath(e.folder),
+        "run": e.stats_path,
+        "dataset": e.dataset,
+        "objectives": e.objectives,
+        "n": len(points),
+        "n_distinct": len({p["id"] for p in points}),  # post-search preferences may choose one twice
+        "n_trained": sum(p["top1_source"] == "trained" for p in points),
+        "front": [points[i]["folder"] for i in front_indices(*xy(points, second))],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,12 +308,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--results_dir", default="results", help="folder searched recursively (default: results)")
     p.add_argument(
-        "--dataset", default="all", help="all (default) or a dataset name: keep runs whose config has it"
+        "--dataset",
+        default="all",
+        help="all (default: every experiment, one panel per dataset and x axis) or a dataset name: "
+        "keep runs whose config has it",
     )
     p.add_argument(
         "--second_obj",
-        help="x axis: an objective (macs, params, activations, latency, flops, tiny_ml) or a metric in "
-        "net.stats (default: the runs' second objective)",
+        help="x axis of every experiment: an objective (macs, params, activations, latency, flops, "
+        "tiny_ml) or a metric in net.stats (default: each run's second objective; macs, else params, "
+        "for single-objective runs)",
     )
     p.add_argument(
         "--output_dir",
@@ -268,47 +349,37 @@ def main(argv: list[str] | None = None) -> int:
                 f"--dataset {args.dataset}: none of the {len(found)} experiments under {args.results_dir!r} "
                 f"is on it (their datasets: {have}); use one of those or --dataset all"
             )
-    second = second_objective(experiments, args.second_obj)
-    points = [points_of(e, second) for e in experiments]
+    groups = group_experiments(experiments, args.second_obj)
 
     name = experiment_name(args.results_dir)
     out = output_dir(TOOL, experiment_name(f"{name}-{args.dataset}"), args.output_dir)
     title = (
         f"final networks: {args.results_dir} ({'all datasets' if args.dataset == 'all' else args.dataset})"
     )
-    files = plot(experiments, points, second, title, os.path.join(out, "final_architectures"))
+    files = plot(groups, title, os.path.join(out, "final_architectures"))
+    seconds = sorted({g.objective for g in groups})
     numbers = {
         "tool": TOOL,
         "results_dir": os.path.abspath(args.results_dir),
         "dataset": args.dataset,
-        "second_obj": second,
+        "second_obj": seconds[0] if len(seconds) == 1 else None,  # None: it differs by group
         "top1": "trained: test top-1 of train.py subnet; search: the top-1 the search measured "
         "(validation images)",
-        "experiments": [
-            {
-                "name": e.name,
-                "folder": os.path.abspath(e.folder),
-                "run": e.stats_path,
-                "dataset": e.dataset,
-                "objectives": e.objectives,
-                "n": len(pts),
-                "n_distinct": len({p["id"] for p in pts}),  # post-search preferences may choose one twice
-                "n_trained": sum(p["top1_source"] == "trained" for p in pts),
-                "front": [
-                    pts[i]["folder"]
-                    for i in front_indices(
-                        np.array([p["top1"] for p in pts]), np.array([p[second] for p in pts])
-                    )
-                ],
-            }
-            for e, pts in zip(experiments, points, strict=True)
+        "groups": [
+            {"dataset": g.dataset, "objective": g.objective, "experiments": [e.name for e in g.experiments]}
+            for g in groups
         ],
-        "points": [p for pts in points for p in pts],
+        "experiments": [
+            experiment_numbers(e, pts, g.objective)
+            for g in groups
+            for e, pts in zip(g.experiments, g.points, strict=True)
+        ],
+        "points": [p for g in groups for pts in g.points for p in pts],
     }
     save_numbers(os.path.join(out, "numbers.json"), numbers)
-    n = sum(len(pts) for pts in points)
     print(
-        f"{len(experiments)} experiments, {n} networks (top-1 vs {second}): "
+        f"{len(numbers['experiments'])} experiments, {len(numbers['points'])} networks in "
+        f"{len(groups)} panel(s) ({'; '.join(g.title for g in groups)}): "
         f"wrote {', '.join(os.path.basename(f) for f in files)}, numbers.json to {out}/"
     )
     return 0

@@ -107,10 +107,10 @@ def select_hvi(
     """Indices of ``k`` candidates chosen by greedy predicted hypervolume improvement.
 
     ``archive_F`` [n, m] (m >= 2) are the archive's objective values, ``cand_F`` [c, m] the
-    candidates' predicted (or exactly computed) ones, all minimised; ``ref`` [m] is the hypervolume reference
-    point. Pick by pick, the candidate that adds the most hypervolume to the archive and the picks
-    so far is taken (ties: the lower index). When no candidate adds anything, the rest are chosen
-    by :func:`select_spread` among the best predicted ranks of those left.
+    candidates' predicted (or exactly computed) ones, all minimised; ``ref`` [m] is the
+    hypervolume reference point. Pick by pick, the candidate that adds the most hypervolume to the
+    archive and the picks so far is taken (ties: the lower index). When no candidate adds anything,
+    the rest are chosen by :func:`select_spread` among the best predicted ranks of those left.
     """
     cand_F = np.asarray(cand_F, dtype=float)
     n = len(cand_F)
