@@ -2,7 +2,6 @@
 
 import functools
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,13 @@ from nas.errors import UserError
 from nas.search.executors import InProcessExecutor, LocalProcessExecutor, RayExecutor
 from nas.search.loop import Search
 from NasSearchSpace import get_search_space
-from tests.toy_search import GPUSetEvaluator, ToyEvaluator, gpu_set_evaluator, toy_config
+from tests.toy_search import (
+    CrashingEvaluator,
+    ToyEvaluator,
+    broken_factory,
+    gpu_set_evaluator,
+    toy_config,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,7 +53,7 @@ def test_process_workers_give_the_same_archive_as_in_process(tmp_path):
 
 
 def test_each_worker_sees_its_own_gpus():
-    ex = LocalProcessExecutor(gpu_set_evaluator, n_jobs=2, n_gpus=4, gpu=2)
+    ex = LocalProcessExecutor(gpu_set_evaluator, gpu_set_evaluator().space, n_jobs=2, n_gpus=4, gpu=2)
     try:
         space_archs = gpu_set_evaluator().space.sample(6, np.random.default_rng(0))
         seen = sorted(ex.map(space_archs))
@@ -66,10 +71,34 @@ def test_in_process_executor_keeps_order():
     assert [i for i, _ in out] == [0, 1, 2] and [r.arch for _, r in out] == archs
 
 
-@pytest.mark.parametrize("executor", [LocalProcessExecutor, functools.partial(RayExecutor, space=None)])
+@pytest.mark.parametrize(
+    "executor",
+    [functools.partial(LocalProcessExecutor, space=None), functools.partial(RayExecutor, space=None)],
+)
 def test_too_few_gpus_for_the_jobs(executor):
     with pytest.raises(UserError, match="need 4 GPUs but --n_gpus is 3"):
         executor(gpu_set_evaluator, n_jobs=2, n_gpus=3, gpu=2)
+
+
+def test_a_local_worker_that_dies_is_a_failure_and_is_replaced():
+    space = gpu_set_evaluator().space
+    archs = space.sample(5, np.random.default_rng(0))
+    factory = functools.partial(CrashingEvaluator, space, (space.arch_id(archs[1]),))
+    ex = LocalProcessExecutor(factory, space, n_jobs=2)
+    try:
+        out = dict(ex.map(archs))
+    finally:
+        ex.close()
+    assert sorted(out) == list(range(5))
+    dead = out.pop(1)
+    assert dead.arch == archs[1] and dead.failure["type"] == "WorkerDiedError"
+    assert "died" in dead.failure["message"]
+    assert all(r.ok for r in out.values())  # the other worker and the replacement went on
+
+
+def test_local_workers_that_cannot_build_the_evaluator_are_one_error():
+    with pytest.raises(UserError, match="could not build the evaluator"):
+        LocalProcessExecutor(broken_factory, None, n_jobs=2)
 
 
 # ---- Ray: each test's executor starts a local Ray and stops it again in close() ----------------
@@ -81,7 +110,7 @@ def test_in_process_local_processes_and_ray_give_the_same_archive(tmp_path):
     factory = functools.partial(ToyEvaluator, space, ("0", "1"))  # ids starting 0 or 1 fail
     executors = {
         "inproc": lambda: InProcessExecutor(factory()),
-        "procs": lambda: LocalProcessExecutor(factory, n_jobs=2),
+        "procs": lambda: LocalProcessExecutor(factory, space, n_jobs=2),
         "ray": lambda: RayExecutor(factory, space, n_jobs=2, address="local"),
     }
     archives = {}
@@ -101,14 +130,6 @@ def test_in_process_local_processes_and_ray_give_the_same_archive(tmp_path):
 
 
 def test_ray_actors_get_their_own_gpus_and_a_dead_actor_is_a_failure():
-    # Defined in here so that Ray ships the class by value: workers cannot import this file under the
-    # module name pytest gives it.
-    class CrashingEvaluator(GPUSetEvaluator):
-        def measure(self, arch):
-            if self.space.arch_id(arch).startswith(self.fail_prefixes):
-                os._exit(1)  # all Ray sees of a segfault or an OOM kill
-            return super().measure(arch)
-
     space = gpu_set_evaluator().space
     archs = space.sample(5, np.random.default_rng(0))
     factory = functools.partial(CrashingEvaluator, space, (space.arch_id(archs[1]),))

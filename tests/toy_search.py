@@ -83,3 +83,20 @@ class GPUSetEvaluator(ToyEvaluator):
 
 def gpu_set_evaluator():
     return GPUSetEvaluator(get_search_space("mobilenetv3", lr=32, ur=32), delay=0.2)
+
+
+class CrashingEvaluator(GPUSetEvaluator):
+    """Its process dies (``os._exit``: all an executor sees of a segfault or an OOM kill) on the
+    architectures whose ids start with ``fail_prefixes``."""
+
+    def measure(self, arch):
+        import os
+
+        if self.space.arch_id(arch).startswith(self.fail_prefixes):
+            os._exit(1)
+        return super().measure(arch)
+
+
+def broken_factory():
+    """An evaluator factory that fails, as a worker without the dataset would."""
+    raise RuntimeError("no dataset here")

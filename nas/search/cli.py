@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.ray_address is not None:
         search.executor = RayExecutor(factory, evaluator.space, n_jobs, cfg.n_gpus, cfg.gpu, cfg.ray_address)
     elif n_jobs > 1 or cfg.n_gpus > 0:
-        search.executor = LocalProcessExecutor(factory, n_jobs, cfg.n_gpus, cfg.gpu)
+        search.executor = LocalProcessExecutor(factory, evaluator.space, n_jobs, cfg.n_gpus, cfg.gpu)
     try:
         search.run()
     finally:

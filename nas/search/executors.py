@@ -10,9 +10,11 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import socket
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +46,52 @@ def _check_jobs(n_jobs: int, n_gpus: int, gpu: int) -> None:
         raise UserError(f"{n_jobs} jobs x --gpu {gpu} GPUs need {n_jobs * gpu} GPUs but --n_gpus is {n_gpus}")
 
 
+class _SlotExecutor(ABC):
+    """Runs one architecture at a time on each of its worker slots and yields results as they finish.
+
+    A worker that dies (crash, out-of-memory kill) costs only the architecture it was evaluating:
+    that one becomes a failure record (``space`` names it; the dead worker cannot) and a fresh
+    worker takes the slot. Subclasses say how to submit, wait, collect and replace.
+    """
+
+    space: SearchSpace
+    n_slots: int
+
+    @abstractmethod
+    def _submit(self, slot: int, arch: Arch) -> Any:
+        """Start evaluating ``arch`` on the worker of ``slot``; a handle to wait for."""
+
+    @abstractmethod
+    def _wait(self, handles: list[Any]) -> list[Any]:
+        """Some of ``handles`` that are done (at least one)."""
+
+    @abstractmethod
+    def _collect(self, handle: Any, slot: int) -> Result | BaseException:
+        """The result, or the exception that says the slot's worker died (it is replaced)."""
+
+    def map(self, archs: Sequence[Arch]) -> Iterator[tuple[int, Result]]:
+        todo = deque(enumerate(archs))
+        idle = list(range(self.n_slots))
+        running: dict[Any, tuple[int, int]] = {}  # handle -> (index of the arch, slot)
+        while todo or running:
+            while todo and idle:
+                slot = idle.pop()
+                i, arch = todo.popleft()
+                running[self._submit(slot, arch)] = (i, slot)
+            for handle in self._wait(list(running)):
+                i, slot = running.pop(handle)
+                result = self._collect(handle, slot)
+                if isinstance(result, BaseException):
+                    result = Result.failed(self.space.arch_id(archs[i]), archs[i], result)
+                idle.append(slot)
+                yield i, result
+
+
 _WORKER_EVALUATOR: Evaluator | None = None  # one per worker process, built by _init_worker
 
 
-def _init_worker(factory: Callable[[], Evaluator], gpu_queue) -> None:
+def _init_worker(factory: Callable[[], Evaluator], gpus: str | None) -> None:
     global _WORKER_EVALUATOR
-    gpus = gpu_queue.get() if gpu_queue is not None else None
     if gpus is not None:  # before the evaluator imports CUDA state: this worker sees only its GPUs
         os.environ["CUDA_VISIBLE_DEVICES"] = gpus
     _WORKER_EVALUATOR = factory()
@@ -60,34 +102,70 @@ def _evaluate_in_worker(arch: Arch) -> Result:
     return _WORKER_EVALUATOR.evaluate_one(arch)
 
 
-class LocalProcessExecutor:
+def _worker_ready() -> None:
+    """Returns once the worker's initializer has built its evaluator."""
+
+
+class WorkerDiedError(RuntimeError):
+    """A local worker process ended while evaluating (killed, e.g. by the out-of-memory killer)."""
+
+
+class LocalProcessExecutor(_SlotExecutor):
     """``n_jobs`` worker processes; with GPUs, worker ``j`` gets GPUs ``j*gpu .. j*gpu+gpu-1``.
 
     ``factory`` builds the evaluator inside each worker (it must be picklable: a module-level
-    function or a ``functools.partial`` of one). Jobs really run in parallel, one per worker.
+    function or a ``functools.partial`` of one). Jobs really run in parallel, one per worker; each
+    worker is a one-process pool of its own, so a worker that dies is told apart from the others.
     """
 
-    def __init__(self, factory: Callable[[], Evaluator], n_jobs: int, n_gpus: int = 0, gpu: int = 1) -> None:
+    def __init__(
+        self, factory: Callable[[], Evaluator], space: SearchSpace, n_jobs: int, n_gpus: int = 0, gpu: int = 1
+    ) -> None:
         _check_jobs(n_jobs, n_gpus, gpu)
-        ctx = mp.get_context("spawn")  # no forked CUDA or thread-pool state in workers
-        queue = None
-        if n_gpus > 0:
-            queue = ctx.Queue()
-            for j in range(n_jobs):
-                queue.put(",".join(str(g) for g in range(j * gpu, (j + 1) * gpu)))
-        self.pool = ProcessPoolExecutor(
-            max_workers=n_jobs, mp_context=ctx, initializer=_init_worker, initargs=(factory, queue)
+        self.factory, self.space, self.n_slots = factory, space, n_jobs
+        self.gpu_sets = [
+            ",".join(str(g) for g in range(j * gpu, (j + 1) * gpu)) if n_gpus > 0 else None
+            for j in range(n_jobs)
+        ]
+        self.pools = [self._pool(j) for j in range(n_jobs)]
+        try:  # build every worker's evaluator now, so that a build that fails is reported once
+            for ready in [pool.submit(_worker_ready) for pool in self.pools]:
+                ready.result()
+        except BrokenProcessPool:
+            self.close()
+            raise UserError(
+                "the worker processes could not build the evaluator (their error is printed above); "
+                "check that the search runs without --n_jobs/--n_gpus"
+            ) from None
+
+    def _pool(self, slot: int) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=mp.get_context("spawn"),  # no forked CUDA or thread-pool state in workers
+            initializer=_init_worker,
+            initargs=(self.factory, self.gpu_sets[slot]),
         )
 
-    def map(self, archs: Sequence[Arch]) -> Iterator[tuple[int, Result]]:
-        pending = {self.pool.submit(_evaluate_in_worker, a): i for i, a in enumerate(archs)}
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                yield pending.pop(fut), fut.result()
+    def _submit(self, slot: int, arch: Arch) -> Future:
+        return self.pools[slot].submit(_evaluate_in_worker, arch)
+
+    def _wait(self, handles: list[Any]) -> list[Any]:
+        return list(wait(handles, return_when=FIRST_COMPLETED)[0])
+
+    def _collect(self, handle: Future, slot: int) -> Result | BaseException:
+        try:
+            return handle.result()
+        except BrokenProcessPool:
+            self.pools[slot].shutdown(cancel_futures=True)
+            self.pools[slot] = self._pool(slot)
+            return WorkerDiedError(
+                "the worker process evaluating it died (killed, e.g. by the out-of-memory killer, or "
+                "crashed); a new worker took its place"
+            )
 
     def close(self) -> None:
-        self.pool.shutdown(cancel_futures=True)
+        for pool in self.pools:
+            pool.shutdown(cancel_futures=True)
 
 
 class _RayWorker:
@@ -138,7 +216,7 @@ def _connect_ray(address: str, n_jobs: int, n_gpus: int) -> bool:
     return True
 
 
-class RayExecutor:
+class RayExecutor(_SlotExecutor):
     """``n_jobs`` Ray actors evaluating in parallel; with ``n_gpus`` > 0, ``gpu`` GPUs per actor.
 
     ``address`` 'local' starts a Ray on this machine for the run (``close`` stops it); 'auto' or
@@ -162,7 +240,7 @@ class RayExecutor:
         _check_jobs(n_jobs, n_gpus, gpu)
         import ray  # here, not at the top: runs without --ray_address do not pay for the import
 
-        self.space, self.factory = space, factory
+        self.space, self.factory, self.n_slots = space, factory, n_jobs
         self.actors: list[Any] = []  # Ray actor handles, one per job
         self._started = _connect_ray(address, n_jobs, n_gpus)
         options: dict[str, Any] = {"num_cpus": 1}
@@ -184,27 +262,23 @@ class RayExecutor:
                 f"every Ray node needs this project (at {ROOT} or installed), its requirements and its files"
             ) from None
 
-    def map(self, archs: Sequence[Arch]) -> Iterator[tuple[int, Result]]:
+    def _submit(self, slot: int, arch: Arch) -> Any:
+        return self.actors[slot].evaluate.remote(arch)
+
+    def _wait(self, handles: list[Any]) -> list[Any]:
         import ray
 
-        todo = deque(enumerate(archs))
-        idle = list(range(len(self.actors)))
-        running: dict[Any, tuple[int, int]] = {}  # object ref -> (index of the arch, actor slot)
-        while todo or running:
-            while todo and idle:  # one architecture per actor at a time: a crash costs only that one
-                slot = idle.pop()
-                i, arch = todo.popleft()
-                running[self.actors[slot].evaluate.remote(arch)] = (i, slot)
-            [ref], _ = ray.wait(list(running), num_returns=1)
-            i, slot = running.pop(ref)
-            try:
-                result = ray.get(ref)
-            except ray.exceptions.RayError as e:  # evaluate_one catches the evaluation's own errors
-                result = Result.failed(self.space.arch_id(archs[i]), archs[i], e)
-                if isinstance(e, ray.exceptions.RayActorError):
-                    self.actors[slot] = self._worker.remote(self.factory)
-            idle.append(slot)
-            yield i, result
+        return ray.wait(handles, num_returns=1)[0]
+
+    def _collect(self, handle: Any, slot: int) -> Result | BaseException:
+        import ray
+
+        try:
+            return ray.get(handle)
+        except ray.exceptions.RayError as e:  # evaluate_one catches the evaluation's own errors
+            if isinstance(e, ray.exceptions.RayActorError):
+                self.actors[slot] = self._worker.remote(self.factory)
+            return e
 
     def close(self) -> None:
         import ray

@@ -345,13 +345,14 @@ class Search:
 
     def _summary(self, quality: dict | None) -> str:
         ok = self.archive.ok()
-        best = min(self.objectives[0](r.metrics) for r in ok)
+        first = self.objectives[0]
+        best = min(first(r.metrics) for r in ok)
         tau = f"{quality['tau']:.3f}" if quality and quality.get("tau") is not None else "-"
         chosen = f" ({quality['chosen']})" if quality and "chosen" in quality else ""
         return (
             f"iter {self.iteration}: archive {len(self.archive)} ({len(self.archive.failed())} failed)  "
-            f"hv {self.hv[-1]:.6g}  surrogate tau {tau}{chosen}  best {self.objectives[0].name} "
-            f"{best:.3f}  eval {self.timings[-1]['eval_s']:.1f}s  search {self.timings[-1]['search_s']:.1f}s"
+            f"hv {self.hv[-1]:.6g}  surrogate tau {tau}{chosen}  best {best:.3f} {first.unit or first.name}  "
+            f"eval {self.timings[-1]['eval_s']:.1f}s  search {self.timings[-1]['search_s']:.1f}s"
         )
 
 
