@@ -174,6 +174,18 @@ def test_toy_search_end_to_end(tmp_path):
     assert json.loads((net / "net.subnet").read_text()) == one.arch
 
 
+def test_hvi_selection_end_to_end(tmp_path):
+    archives = {}
+    for selection in ("spread", "hvi"):
+        archive = toy_search(toy_config(tmp_path / selection, selection=selection)).run()
+        assert len(archive) == 16 + 3 * 4 and not archive.failed()
+        archives[selection] = [r.arch_id for r in archive]
+    assert archives["hvi"][:16] == archives["spread"][:16]  # the same initial archive
+    assert archives["hvi"][16:] != archives["spread"][16:]  # then other choices
+    with pytest.raises(UserError, match="unknown --selection 'best'"):
+        toy_search(toy_config(tmp_path / "bad", selection="best"))
+
+
 def test_failures_are_recorded_and_do_not_misalign(tmp_path):
     cfg = toy_config(tmp_path / "run")
     search = toy_search(cfg, fail_prefixes=("0", "1"))

@@ -26,9 +26,10 @@ class SearchConfig:
     pop_size: int = option(40, "NSGA-II population on the surrogate")
     n_gen: int = option(20, "NSGA-II generations on the surrogate per iteration")
     selection: str = option(
-        "hvi",
-        "how the n_iter candidates are chosen from NSGA-II's population: hvi (greedy predicted "
-        "hypervolume gain) or spread (NSGANetV2: even gaps along the second objective)",
+        "spread",
+        "how the n_iter candidates are chosen from NSGA-II's population: spread (NSGANetV2: even gaps "
+        "along the second objective) or hvi (greedy predicted hypervolume gain; best with a larger "
+        "NSGA-II, e.g. --pop_size 100 --n_gen 60)",
         choices=list(SELECTIONS),
     )
     predictor: str = option("as", "surrogate of the first objective", choices=list_surrogates())
