@@ -31,7 +31,7 @@ from nas.search.config import SearchConfig
 from nas.search.executors import InProcessExecutor
 from nas.search.moea import optimise
 from nas.search.objectives import Constraints, Objective, check_feasible, get_objective
-from nas.search.selection import SELECTIONS, best_ranks, select_hvi, select_spread
+from nas.search.selection import SELECTIONS, select
 from NasSearchSpace.base import Arch, SearchSpace
 
 # Settings a resumed search must share with the run it continues.
@@ -304,12 +304,8 @@ class Search:
         chosen = []
         if cands:
             cand_F = np.array(cand_F)
-            if len(self.objectives) > 1 and cfg.selection == "hvi":
-                pick = select_hvi(F, cand_F, cfg.n_iter, np.array(self.hv_ref), rng)
-            elif len(self.objectives) > 1:
-                # the predicted best ranks (at least n_iter candidates), spread along the front
-                pool = best_ranks(cand_F, cfg.n_iter)
-                pick = pool[select_spread(F[front, 1], cand_F[pool, 1], cfg.n_iter, rng)]
+            if len(self.objectives) > 1:
+                pick = select(cfg.selection, F, cand_F, cfg.n_iter, np.array(self.hv_ref), rng)
             else:
                 pick = np.argsort(cand_F[:, 0], kind="stable")[: cfg.n_iter]
             chosen = [cands[i] for i in pick]
@@ -318,11 +314,12 @@ class Search:
             taken = {self.space.arch_id(a) for a in chosen}
             for _ in range(100):
                 drawn = self.space.sample(cfg.n_iter, rng)
-                feasible = np.all([g(drawn) <= 0 for g in constraints], axis=0) if constraints else None
-                for j, a in enumerate(drawn):
+                if constraints:  # random ones obey --top1min too
+                    feasible = np.all([g(drawn) <= 0 for g in constraints], axis=0)
+                    drawn = [a for a, ok in zip(drawn, feasible, strict=True) if ok]
+                for a in drawn:
                     aid = self.space.arch_id(a)
-                    ok_j = feasible is None or feasible[j]  # random ones obey --top1min too
-                    if ok_j and aid not in self.archive and aid not in taken and len(chosen) < cfg.n_iter:
+                    if aid not in self.archive and aid not in taken and len(chosen) < cfg.n_iter:
                         taken.add(aid)
                         chosen.append(a)
                 if len(chosen) == cfg.n_iter:

@@ -138,8 +138,25 @@ def select_hvi(
         base += gains[best]
     if len(picked) < k:
         rest = np.flatnonzero(left)
-        pool = rest[best_ranks(cand_F[rest], k - len(picked))]
-        front = current[NonDominatedSorting().do(current, only_non_dominated_front=True), 1]
-        more = pool[select_spread(front, cand_F[pool, 1], k - len(picked), rng)]
-        picked.extend(int(i) for i in more)
+        picked.extend(int(i) for i in rest[select_ranked_spread(current, cand_F[rest], k - len(picked), rng)])
     return np.sort(np.array(picked, dtype=int))
+
+
+def select_ranked_spread(
+    archive_F: np.ndarray, cand_F: np.ndarray, k: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``spread``: the candidates of the best predicted ranks (at least ``k``), of which
+    :func:`select_spread` takes ``k`` that spread the archive's front evenly (second objective)."""
+    archive_F = np.asarray(archive_F, dtype=float)
+    front = archive_F[NonDominatedSorting().do(archive_F, only_non_dominated_front=True), 1]
+    pool = best_ranks(cand_F, k)
+    return pool[select_spread(front, cand_F[pool, 1], k, rng)]
+
+
+def select(
+    rule: str, archive_F: np.ndarray, cand_F: np.ndarray, k: int, ref: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    """Indices of ``k`` candidates (``cand_F`` [c, m], m >= 2) by ``rule`` (one of ``SELECTIONS``)."""
+    if rule == "hvi":
+        return select_hvi(archive_F, cand_F, k, ref, rng)
+    return select_ranked_spread(archive_F, cand_F, k, rng)
