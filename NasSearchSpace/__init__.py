@@ -1,19 +1,8 @@
-"""Search spaces: what can be searched and how to build it. Look them up by name."""
+"""Search-space plug-in: the OFA MobileNetV3 space (``mobilenetv3``), its analytic cost model and
+latency look-up tables, and the NAS-Bench-201 cell space (``nb201``).
 
-from nas.registry import Registry
+Importing the package registers them in :data:`nas.space.SEARCH_SPACES` (and the ``lut_latency``
+cost provider); the contract they implement is :class:`nas.space.SearchSpace`.
+"""
 
-SEARCH_SPACES: Registry = Registry("search space")
-
-
-def get_search_space(name: str, **kwargs):
-    """Instantiate a registered search space, e.g. ``get_search_space("mobilenetv3", lr=32, ur=64)``."""
-    return SEARCH_SPACES.get(name)(**kwargs)
-
-
-def list_search_spaces() -> list[str]:
-    return SEARCH_SPACES.names()
-
-
-# Registration happens on import of each space module.
-import NasSearchSpace.nb201  # noqa: E402,F401
-from NasSearchSpace import ofa_mbv3  # noqa: E402,F401
+from NasSearchSpace import nb201, ofa_mbv3, ofa_mbv3_latency  # noqa: F401

@@ -53,8 +53,7 @@ import torch
 import torch.nn as nn
 
 from nas.errors import UserError
-from NasSearchSpace import SEARCH_SPACES
-from NasSearchSpace.base import SearchSpace
+from nas.space import SEARCH_SPACES, SearchSpace
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))  # (to node, from node), gene order
@@ -118,8 +117,10 @@ class NB201Space(SearchSpace):
     """NAS-Bench-201 cells; an architecture is its cell string (see the module docstring)."""
 
     name = "nb201"
+    capabilities = frozenset({"costs"})
 
-    def __init__(self) -> None:
+    def __init__(self, options: Any = None, **kwargs: Any) -> None:
+        super().__init__(options, **kwargs)
         self.xl = np.zeros(N_EDGES, dtype=int)
         self.xu = np.full(N_EDGES, len(OPS) - 1, dtype=int)
 
@@ -154,7 +155,7 @@ class NB201Space(SearchSpace):
 
     def smallest(self) -> str:
         """The cheapest cell: every edge ``none`` (7.78 M MACs on CIFAR)."""
-        return self.decode(self.xl)
+        return super().smallest()
 
     def largest(self) -> str:
         """The most expensive cell: every edge a 3x3 convolution."""

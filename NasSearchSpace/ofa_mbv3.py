@@ -16,6 +16,9 @@ Genes (one integer per gene, an index into that gene's option list, bounds exact
     x[40:45] depth of stage s            0..len(d_options)-1
     x[45]    input resolution            0..len(resolutions)-1   (lr, lr+rstep, ..., <= ur)
 
+These are the space's gene groups ``ks``, ``e``, ``d``, ``r`` (:class:`nas.space.GeneGroup`);
+task spaces (early exits, layer skipping) subclass it and append groups of their own.
+
 Networks are built with the ``ofa`` package's ``OFAMobileNetV3`` (weight-sharing supernet)
 and its ``get_active_subnet``; nothing of it is copied here.
 """
@@ -23,21 +26,24 @@ and its ``get_active_subnet``; nothing of it is copied here.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch.nn as nn
-from ofa.imagenet_classification.elastic_nn.networks import OFAMobileNetV3
 
+from nas.config import option
 from nas.errors import UserError
 from nas.io import load_checkpoint
-from NasSearchSpace import SEARCH_SPACES
-from NasSearchSpace.base import Arch, SearchSpace
-
-N_STAGES = 5
-MAX_DEPTH = 4
-N_BLOCKS = N_STAGES * MAX_DEPTH
+from nas.space import SEARCH_SPACES, Arch, GeneGroup, SearchSpace
+from NasSearchSpace.ofa_mbv3_layout import (
+    D_OPTIONS,
+    E_OPTIONS,
+    KS_OPTIONS,
+    MAX_DEPTH,
+    N_BLOCKS,
+    N_STAGES,
+    is_active,
+)
 
 # Where downloaded OFA supernets are kept (git-ignored).
 DEFAULT_SUPERNET_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ofa", "supernets")
@@ -51,21 +57,30 @@ def supernet_name(width_mult: float) -> str:
 
 @SEARCH_SPACES.register("mobilenetv3")
 class OFAMobileNetV3Space(SearchSpace):
-    """OFA MobileNetV3 subnets; ``lr``/``ur``/``rstep`` set the resolution genes."""
+    """OFA MobileNetV3 subnets; ``lr``/``ur``/``rstep`` set the resolution genes.
+
+    Gene groups (in gene order): ``ks`` (20), ``e`` (20), ``d`` (5), ``r`` (1). A subclass appends
+    its own after them with :meth:`extra_gene_groups` (every base gene keeps its position), checks
+    the keys it adds to the architecture dict with :meth:`validate_extra` and resets genes without
+    effect with :meth:`canonical_extra`; encoding, decoding, sampling and mutation then need no
+    further code.
+    """
 
     name = "mobilenetv3"
+    capabilities = frozenset({"supernet", "costs", "block_costs", "resolution"})
 
-    def __init__(
-        self,
-        lr: int = 192,
-        ur: int = 256,
-        rstep: int = 4,
-        width_mult: float = 1.0,
-        ks_options: Sequence[int] = (3, 5, 7),
-        e_options: Sequence[int] = (3, 4, 6),
-        d_options: Sequence[int] = (2, 3, 4),
-    ) -> None:
-        if not (isinstance(lr, int) and isinstance(ur, int) and isinstance(rstep, int)):
+    @dataclass
+    class Options:
+        lr: int = option(192, "lowest input resolution, pixels")
+        ur: int = option(256, "highest input resolution, pixels")
+        rstep: int = option(4, "resolution step, pixels")
+        width_mult: float = option(1.0, "OFA width multiplier (1.0 or 1.2)")
+
+    def __init__(self, options: Any = None, **kwargs: Any) -> None:
+        super().__init__(options, **kwargs)
+        o = self.options
+        lr, ur, rstep = o.lr, o.ur, o.rstep
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (lr, ur, rstep)):
             raise UserError("--lr, --ur and --rstep must be integers")
         if lr < 32:
             raise UserError(f"--lr {lr} is below 32 pixels; the network downsamples 32x, use --lr >= 32")
@@ -73,21 +88,33 @@ class OFAMobileNetV3Space(SearchSpace):
             raise UserError(f"--lr {lr} is larger than --ur {ur}; swap them")
         if rstep < 1:
             raise UserError(f"--rstep {rstep} must be >= 1")
-        if width_mult not in (1.0, 1.2):
-            raise UserError(f"width multiplier {width_mult} is not an OFA space; use 1.0 or 1.2")
-        self.width_mult = float(width_mult)
-        self.ks_options = tuple(sorted(ks_options))
-        self.e_options = tuple(sorted(e_options))
-        self.d_options = tuple(sorted(d_options))
+        if o.width_mult not in (1.0, 1.2):
+            raise UserError(f"width multiplier {o.width_mult} is not an OFA space; use 1.0 or 1.2")
+        self.width_mult = float(o.width_mult)
+        self.ks_options, self.e_options, self.d_options = KS_OPTIONS, E_OPTIONS, D_OPTIONS
         self.resolutions = tuple(range(lr, ur + 1, rstep))
-        self.xl = np.zeros(2 * N_BLOCKS + N_STAGES + 1, dtype=int)
-        self.xu = np.array(
-            [len(self.ks_options) - 1] * N_BLOCKS
-            + [len(self.e_options) - 1] * N_BLOCKS
-            + [len(self.d_options) - 1] * N_STAGES
-            + [len(self.resolutions) - 1],
-            dtype=int,
+        self.set_gene_groups(
+            [
+                GeneGroup("ks", KS_OPTIONS, N_BLOCKS),
+                GeneGroup("e", E_OPTIONS, N_BLOCKS),
+                GeneGroup("d", D_OPTIONS, N_STAGES),
+                GeneGroup("r", self.resolutions, 1, scalar=True),
+                *self.extra_gene_groups(),
+            ]
         )
+
+    # ---- what a subclass adds -------------------------------------------------------------
+
+    def extra_gene_groups(self) -> list[GeneGroup]:
+        """Gene groups a subclass appends after the base genes (exit thresholds, gates, ...)."""
+        return []
+
+    def validate_extra(self, arch: dict[str, Any], out: dict[str, Any]) -> None:
+        """Check and copy into ``out`` the keys a subclass adds to the architecture dict."""
+
+    def canonical_extra(self, arch: dict[str, Any]) -> dict[str, Any]:
+        """:meth:`canonical` of the keys a subclass adds (default: unchanged)."""
+        return arch
 
     # ---- encoding -------------------------------------------------------------------------
 
@@ -98,24 +125,10 @@ class OFAMobileNetV3Space(SearchSpace):
                 f"resolution {arch['r']} is not one of this search's {list(self.resolutions)}; "
                 "change --lr/--ur/--rstep"
             )
-        return np.array(
-            [self.ks_options.index(k) for k in arch["ks"]]
-            + [self.e_options.index(e) for e in arch["e"]]
-            + [self.d_options.index(d) for d in arch["d"]]
-            + [self.resolutions.index(arch["r"])],
-            dtype=int,
-        )
+        return super().encode(arch)
 
-    def decode(self, x: np.ndarray) -> Arch:
-        x = self.check_genes(x)
-        n = N_BLOCKS
-        return {
-            "ks": [self.ks_options[i] for i in x[:n]],
-            "e": [self.e_options[i] for i in x[n : 2 * n]],
-            "d": [self.d_options[i] for i in x[2 * n : 2 * n + N_STAGES]],
-            "r": self.resolutions[x[-1]],
-            "w": self.width_mult,
-        }
+    def finish_decode(self, arch: dict[str, Any]) -> Arch:
+        return {**arch, "w": self.width_mult}
 
     def validate(self, arch: Any) -> Arch:
         if not isinstance(arch, dict):
@@ -140,13 +153,15 @@ class OFAMobileNetV3Space(SearchSpace):
         w = arch.get("w", self.width_mult)
         if w != self.width_mult:
             raise UserError(f"subnet width w = {w!r} does not match this space's width {self.width_mult}")
-        return {
+        out = {
             "ks": list(arch["ks"]),
             "e": list(arch["e"]),
             "d": list(arch["d"]),
             "r": r,
             "w": self.width_mult,
         }
+        self.validate_extra(arch, out)
+        return out
 
     def canonical(self, arch: Arch) -> Arch:
         arch = self.validate(arch)
@@ -154,7 +169,7 @@ class OFAMobileNetV3Space(SearchSpace):
         for j in range(N_BLOCKS):
             if not is_active(arch["d"], j):
                 ks[j], e[j] = self.ks_options[0], self.e_options[0]
-        return {**arch, "ks": ks, "e": e}
+        return self.canonical_extra({**arch, "ks": ks, "e": e})
 
     def features(self, arch: Arch) -> np.ndarray:
         """Surrogate features: the genes, with the kernel and expand genes of blocks the depth
@@ -170,22 +185,18 @@ class OFAMobileNetV3Space(SearchSpace):
 
     def feature_names(self) -> list[str]:
         """``ks.s<s>.b<b>`` and ``e.s<s>.b<b>`` for block ``b`` (0..3) of stage ``s`` (0..4), then
-        ``d.s<s>`` and ``r``, in the order of :meth:`features`."""
+        ``d.s<s>`` and ``r``, in the order of :meth:`features`; a subclass's groups follow."""
         blocks = [f"s{j // MAX_DEPTH}.b{j % MAX_DEPTH}" for j in range(N_BLOCKS)]
-        return (
-            [f"ks.{b}" for b in blocks]
-            + [f"e.{b}" for b in blocks]
-            + [f"d.s{s}" for s in range(N_STAGES)]
-            + ["r"]
-        )
+        base = [f"ks.{b}" for b in blocks] + [f"e.{b}" for b in blocks] + [f"d.s{s}" for s in range(N_STAGES)]
+        extra = [
+            g.key if g.size == 1 else f"{g.key}.{i}" for g in self.extra_gene_groups() for i in range(g.size)
+        ]
+        return [*base, "r", *extra]
+
+    def resolution(self, arch: Arch) -> int:
+        return int(arch["r"])
 
     # ---- reference points -----------------------------------------------------------------
-
-    def smallest(self) -> Arch:
-        return self.decode(self.xl)
-
-    def largest(self) -> Arch:
-        return self.decode(self.xu)
 
     def middle(self) -> Arch:
         """The middle option of every gene (kernel 5, expand 4, depth 3, middle resolution)."""
@@ -193,8 +204,10 @@ class OFAMobileNetV3Space(SearchSpace):
 
     # ---- networks -------------------------------------------------------------------------
 
-    def make_supernet(self, n_classes: int, dropout_rate: float = 0.1) -> OFAMobileNetV3:
-        """A randomly initialised weight-sharing supernet with a head for ``n_classes``."""
+    def make_supernet(self, n_classes: int, dropout_rate: float = 0.1):
+        """A randomly initialised weight-sharing supernet (``ofa``'s ``OFAMobileNetV3``) for ``n_classes``."""
+        from ofa.imagenet_classification.elastic_nn.networks import OFAMobileNetV3  # imports torchvision
+
         return OFAMobileNetV3(
             n_classes=n_classes,
             dropout_rate=dropout_rate,
@@ -204,11 +217,11 @@ class OFAMobileNetV3Space(SearchSpace):
             depth_list=list(self.d_options),
         )
 
-    def activate(self, supernet: OFAMobileNetV3, arch: Arch) -> None:
+    def activate(self, supernet: Any, arch: Arch) -> None:
         """Make ``supernet``'s forward pass run the subnet ``arch`` (weights shared, nothing copied)."""
         supernet.set_active_subnet(ks=arch["ks"], e=arch["e"], d=arch["d"])
 
-    def load_weights(self, supernet: OFAMobileNetV3, path: str | os.PathLike | None) -> list[str]:
+    def load_weights(self, supernet: Any, path: str | os.PathLike | None) -> list[str]:
         """Load ``path`` (an OFA-format checkpoint) into ``supernet``; ``None``: OFA's ImageNet weights.
 
         Returns the names of classifier tensors skipped because the class count differs.
@@ -217,7 +230,7 @@ class OFAMobileNetV3Space(SearchSpace):
             path = fetch_pretrained(self.width_mult, DEFAULT_SUPERNET_DIR)
         return load_supernet_weights(supernet, path)
 
-    def build(self, arch: Arch, supernet: nn.Module | None = None, n_classes: int = 1000) -> nn.Module:
+    def build(self, arch: Arch, supernet: Any = None, n_classes: int = 1000) -> Any:
         """A stand-alone MobileNetV3 with the weights ``supernet`` holds for ``arch``."""
         arch = self.validate(arch)
         if supernet is None:
@@ -225,25 +238,40 @@ class OFAMobileNetV3Space(SearchSpace):
         self.activate(supernet, arch)
         return supernet.get_active_subnet(preserve_weight=True)
 
-    def costs(self, arch: Arch, n_classes: int) -> dict[str, float]:
+    # ---- analytic costs -------------------------------------------------------------------
+
+    def costs(self, arch: Arch, n_classes: int, resolution: int | None = None) -> dict[str, float]:
         """Params, MACs and activations (millions, batch 1) of ``arch`` with ``n_classes`` outputs.
 
         Analytic (no network built); equal to :func:`nas.costs.measure_costs` on :meth:`build`.
+        The resolution is the architecture's own ``r``.
         """
         from NasSearchSpace.ofa_mbv3_costs import analytic_costs
 
-        return analytic_costs(self.validate(arch), n_classes, self.width_mult)
+        return analytic_costs(self._base(arch), n_classes, self.width_mult)
 
+    def block_costs(self, arch: Arch, n_classes: int) -> list[dict[str, float]]:
+        """Costs of each of the 20 blocks (millions; zero for blocks the depth switches off)."""
+        from NasSearchSpace.ofa_mbv3_costs import analytic_block_counts, millions
 
-def is_active(depths: Sequence[int], block: int) -> bool:
-    """Whether block ``block`` (0..19) runs for stage depths ``depths``."""
-    return block % MAX_DEPTH < depths[block // MAX_DEPTH]
+        return [millions(c) for c in analytic_block_counts(self._base(arch), n_classes, self.width_mult)]
+
+    def stage_costs(self, arch: Arch, n_classes: int) -> list[dict[str, float]]:
+        """Costs of the network up to the end of each of the 5 stages (millions; no head), i.e.
+        what runs before an exit placed after the last active block of that stage."""
+        from NasSearchSpace.ofa_mbv3_costs import analytic_stage_counts, millions
+
+        return [millions(c) for c in analytic_stage_counts(self._base(arch), n_classes, self.width_mult)]
+
+    def _base(self, arch: Arch) -> dict[str, Any]:
+        a = self.validate(arch)
+        return {k: a[k] for k in ("ks", "e", "d", "r", "w")}
 
 
 # ---- supernet weights ---------------------------------------------------------------------
 
 
-def load_supernet_weights(supernet: OFAMobileNetV3, path: str | os.PathLike) -> list[str]:
+def load_supernet_weights(supernet: Any, path: str | os.PathLike) -> list[str]:
     """Load an OFA-format checkpoint (a state dict, maybe under ``"state_dict"``) into ``supernet``.
 
     Classifier weights whose shape differs (an ImageNet head on a CIFAR supernet) are skipped,
@@ -297,6 +325,7 @@ def fetch_pretrained(width_mult: float, dest_dir: str | os.PathLike) -> str:
             os.unlink(dest + ".part")
         raise UserError(
             f"cannot download the pretrained supernet ({type(e).__name__}); download {url} by hand and "
-            f"pass it with --supernet_path, or put it at {dest}, or train one with `train.py supernet`"
+            f"pass it with --supernet_path, or put it at {dest}, or train a supernet with "
+            "`python train.py supernet --save DIR` and pass DIR/supernet.pth with --supernet_path"
         ) from None
     return dest

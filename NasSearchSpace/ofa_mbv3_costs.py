@@ -35,19 +35,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import cache
 
-CHANNEL_DIVISIBLE = 8  # OFA's MyNetwork.CHANNEL_DIVISIBLE
-SE_REDUCTION = 4  # OFA's SEModule.REDUCTION
-BASE_STAGE_WIDTH = (16, 16, 24, 40, 80, 112, 160, 960, 1280)  # OFAMobileNetV3's base widths
-STAGE_STRIDES = (2, 2, 2, 1, 2)  # first-block stride of the 5 searchable stages
-STAGE_SE = (False, True, False, True, True)
-MAX_DEPTH = 4
-
-
-def make_divisible(v: float, divisor: int = CHANNEL_DIVISIBLE) -> int:
-    """The channel rounding of OFA/MobileNet: nearest multiple of ``divisor`` (at least ``divisor``),
-    bumped up one step when rounding down would lose more than 10%."""
-    rounded = max(divisor, int(v + divisor / 2) // divisor * divisor)
-    return rounded + divisor if rounded < 0.9 * v else rounded
+from NasSearchSpace.ofa_mbv3_layout import (
+    MAX_DEPTH,
+    N_STAGES,
+    SE_REDUCTION,
+    STAGE_SE,
+    STAGE_STRIDES,
+    make_divisible,
+    stage_widths,
+)
 
 
 def same_out(size: int, stride: int) -> int:
@@ -134,38 +130,78 @@ def _head_terms(c_in: int, c_final: int, c_last: int, n_classes: int) -> tuple[i
     return t.frozen()
 
 
-@cache
-def _widths(width_mult: float) -> tuple[int, ...]:
-    return tuple(make_divisible(b * width_mult) for b in BASE_STAGE_WIDTH)
+KEYS = ("params", "macs", "activations")
 
 
-def analytic_counts(arch: dict, n_classes: int, width_mult: float | None = None) -> dict[str, int]:
-    """Exact integer ``{"params", "macs", "activations"}`` of the subnet ``arch`` (batch 1)."""
+def _parts(arch: dict, n_classes: int, width_mult: float | None) -> list[tuple[int | None, tuple[int, ...]]]:
+    """``(block or None, (params, macs, activations))`` of the stem, each active block, the head."""
     w = float(arch.get("w", 1.0)) if width_mult is None else float(width_mult)
     if "w" in arch and float(arch["w"]) != w:
         raise ValueError(f"arch has width w={arch['w']} but width_mult={width_mult} was given")
     ks, es, ds, r = arch["ks"], arch["e"], arch["d"], arch["r"]
     _check(ks, es, ds, r, n_classes)
-    widths = _widths(w)
+    widths = stage_widths(w)
 
     hw = same_out(r, 2)  # first_conv has stride 2
-    parts = [(_stem_terms(widths[0], widths[1]), hw, hw)]
+    parts = [(None, _count(_stem_terms(widths[0], widths[1]), hw, hw))]
     ch = widths[1]
     for s, (stride, se) in enumerate(zip(STAGE_STRIDES, STAGE_SE, strict=True)):
         for i in range(min(ds[s], MAX_DEPTH)):
             j = s * MAX_DEPTH + i
             hw_out = same_out(hw, stride if i == 0 else 1)
-            parts.append((_block_terms(ch, widths[2 + s], ks[j], es[j], se), hw, hw_out))
+            parts.append((j, _count(_block_terms(ch, widths[2 + s], ks[j], es[j], se), hw, hw_out)))
             ch, hw = widths[2 + s], hw_out
-    parts.append((_head_terms(ch, widths[7], widths[8], n_classes), hw, hw))
+    parts.append((None, _count(_head_terms(ch, widths[7], widths[8], n_classes), hw, hw)))
+    return parts
 
-    params = macs = acts = 0
-    for (p, m_in, m_out, m_one, a_in, a_out, a_one), h_in, h_out in parts:
-        area_in, area_out = h_in * h_in, h_out * h_out
-        params += p
-        macs += m_in * area_in + m_out * area_out + m_one
-        acts += a_in * area_in + a_out * area_out + a_one
-    return {"params": params, "macs": macs, "activations": acts}
+
+def _count(terms: tuple[int, ...], h_in: int, h_out: int) -> tuple[int, int, int]:
+    p, m_in, m_out, m_one, a_in, a_out, a_one = terms
+    area_in, area_out = h_in * h_in, h_out * h_out
+    return p, m_in * area_in + m_out * area_out + m_one, a_in * area_in + a_out * area_out + a_one
+
+
+def _total(parts: list[tuple[int, int, int]]) -> dict[str, int]:
+    return (
+        dict(zip(KEYS, (sum(c) for c in zip(*parts, strict=True)), strict=True))
+        if parts
+        else dict.fromkeys(KEYS, 0)
+    )
+
+
+def analytic_counts(arch: dict, n_classes: int, width_mult: float | None = None) -> dict[str, int]:
+    """Exact integer ``{"params", "macs", "activations"}`` of the subnet ``arch`` (batch 1)."""
+    return _total([c for _, c in _parts(arch, n_classes, width_mult)])
+
+
+def analytic_block_counts(
+    arch: dict, n_classes: int, width_mult: float | None = None
+) -> list[dict[str, int]]:
+    """Exact integer costs of each of the 20 blocks (all zero for a block the depth switches off)."""
+    out = [dict.fromkeys(KEYS, 0) for _ in range(N_STAGES * MAX_DEPTH)]
+    for j, c in _parts(arch, n_classes, width_mult):
+        if j is not None:
+            out[j] = dict(zip(KEYS, c, strict=True))
+    return out
+
+
+def analytic_stage_counts(
+    arch: dict, n_classes: int, width_mult: float | None = None
+) -> list[dict[str, int]]:
+    """Exact integer costs of the network up to the end of each of the 5 stages (first conv, first
+    block and every active block of stages ``0..s``; no head): what an early exit after stage ``s``
+    runs before its own head."""
+    parts = _parts(arch, n_classes, width_mult)
+    out = []
+    for s in range(N_STAGES):
+        prefix = [c for j, c in parts[:-1] if j is None or j // MAX_DEPTH <= s]
+        out.append(_total(prefix))
+    return out
+
+
+def millions(counts: dict[str, int]) -> dict[str, float]:
+    """Integer counts -> the same keys in millions (``n / 1e6``, the one rounding step)."""
+    return {key: counts[key] / 1e6 for key in KEYS}
 
 
 def analytic_costs(arch: dict, n_classes: int, width_mult: float | None = None) -> dict[str, float]:
@@ -175,14 +211,13 @@ def analytic_costs(arch: dict, n_classes: int, width_mult: float | None = None) 
     ``arch["w"]`` raises ``ValueError``. Equal (``==``) to :func:`nas.costs.measure_costs` on
     the network the space builds.
     """
-    counts = analytic_counts(arch, n_classes, width_mult)
-    return {key: counts[key] / 1e6 for key in ("params", "macs", "activations")}
+    return millions(analytic_counts(arch, n_classes, width_mult))
 
 
 def _check(ks: Sequence[int], es: Sequence[int], ds: Sequence[int], r: int, n_classes: int) -> None:
-    n_blocks = len(STAGE_STRIDES) * MAX_DEPTH
-    if len(ks) != n_blocks or len(es) != n_blocks or len(ds) != len(STAGE_STRIDES):
-        raise ValueError(f"arch needs {n_blocks} ks, {n_blocks} e and {len(STAGE_STRIDES)} d values")
+    n_blocks = N_STAGES * MAX_DEPTH
+    if len(ks) != n_blocks or len(es) != n_blocks or len(ds) != N_STAGES:
+        raise ValueError(f"arch needs {n_blocks} ks, {n_blocks} e and {N_STAGES} d values")
     if any(d < 1 for d in ds) or any(k < 1 or k % 2 == 0 for k in ks) or any(e < 1 for e in es):
         raise ValueError("arch has a depth < 1, an even kernel size or an expand ratio < 1")
     if r < 1 or n_classes < 1:

@@ -8,9 +8,17 @@ from typing import Any
 
 import numpy as np
 
-from acc_predictor.base import SURROGATES, Surrogate, check_xy, get_surrogate
-from acc_predictor.metrics import check_k, cross_validate, kfold_indices, min_cv_samples
 from nas.errors import UserError
+from nas.surrogate import (
+    SURROGATES,
+    Surrogate,
+    check_k,
+    check_xy,
+    cross_validate,
+    get_surrogate,
+    kfold_indices,
+    min_cv_samples,
+)
 
 
 @SURROGATES.register("as")

@@ -8,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from sklearn.tree import DecisionTreeRegressor
 
-from acc_predictor.base import SURROGATES, Surrogate, seed_from
+from acc_predictor.common import seed_from
+from nas.surrogate import SURROGATES, Surrogate
 
 
 @SURROGATES.register("carts")

@@ -6,14 +6,8 @@ import numpy as np
 from scipy import linalg, optimize
 from scipy.linalg import lapack
 
-from acc_predictor.base import (
-    SURROGATES,
-    LinearBlocks,
-    Standardizer,
-    Surrogate,
-    TargetScaler,
-    random_subset,
-)
+from acc_predictor.common import LinearBlocks, Standardizer, TargetScaler, random_subset
+from nas.surrogate import SURROGATES, Surrogate
 
 SQRT5 = np.sqrt(5.0)
 
@@ -34,7 +28,7 @@ class GP(Surrogate):
     """GP posterior mean: a Bayesian linear trend on feature blocks plus a Matern 5/2 deviation.
 
     Kernel ``b + sum_k a_k phi_k(x).phi_k(x') / p_k + c Matern52(|z - z'| / l) + v [x == x']``.
-    ``phi`` is :class:`~acc_predictor.base.LinearBlocks` (the z-scored features and their ordinal
+    ``phi`` is :class:`~acc_predictor.common.LinearBlocks` (the z-scored features and their ordinal
     codes in blocks by gene kind, block ``k`` with ``p_k`` columns): the linear terms are a Bayesian
     linear trend with one prior scale ``a_k`` per block (as in ``ridge``), ``b`` a constant, the
     Matern 5/2 term on the z-scored features ``z`` the smooth deviation from the trend and ``v``
@@ -91,7 +85,8 @@ class GP(Surrogate):
 
         self.Z_, self.P_ = Z[rows], P[rows]
         K = self._cov(self.P_, _sq_dists(self.Z_, self.Z_), self.theta_)[0]
-        self.alpha_ = linalg.cho_solve(self._cholesky(K), t[rows])
+        self.chol_ = self._cholesky(K)
+        self.alpha_ = linalg.cho_solve(self.chol_, t[rows])
 
     def _cov(self, P: np.ndarray, D2: np.ndarray, theta: np.ndarray, noise: bool = True):
         """Kernel matrix and its parts: (K, per-column weights of the linear part, Matern part, s)."""
@@ -146,13 +141,22 @@ class GP(Surrogate):
         return float(nll), -0.5 * grad
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
+        return self._posterior(X, with_std=False)[0]
+
+    def _predict_std(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior predictive mean and standard deviation (the noise ``v`` included)."""
+        return self._posterior(X, with_std=True)
+
+    def _posterior(self, X: np.ndarray, with_std: bool) -> tuple[np.ndarray, np.ndarray | None]:
         nb = self.phi_.n_blocks
         a = np.exp(self.theta_[:nb])
-        b, c, l_rel, _ = np.exp(self.theta_[nb:])
+        b, c, l_rel, v = np.exp(self.theta_[nb:])
         scale = SQRT5 / (l_rel * np.sqrt(self.d_))
         # the linear part needs no [m, n] matrix: (P W P_') alpha = P (W P_' alpha)
         w_lin = (self.P_.T @ self.alpha_) * a[self.phi_.block_] * self.col_scale_
         out = np.empty(len(X))
+        var = np.empty(len(X)) if with_std else None
+        w_cols = a[self.phi_.block_] * self.col_scale_
         for i in range(0, len(X), self.predict_chunk):  # bounded memory: chunk x max_samples matrices
             Xi = X[i : i + self.predict_chunk]
             Z = self.scaler_(Xi)
@@ -165,5 +169,12 @@ class GP(Surrogate):
             poly *= s
             poly += 1.0
             poly *= e
-            out[i : i + len(Z)] = b * self.alpha_.sum() + self.phi_(Xi) @ w_lin + c * (poly @ self.alpha_)
-        return self.target_.inverse(out)
+            Pi = self.phi_(Xi)
+            out[i : i + len(Z)] = b * self.alpha_.sum() + Pi @ w_lin + c * (poly @ self.alpha_)
+            if var is not None:  # k(x, x) - k_x' K^-1 k_x, plus the noise
+                Kx = (Pi * w_cols) @ self.P_.T + b + c * poly
+                V = linalg.solve_triangular(self.chol_[0], Kx.T, lower=True, check_finite=False)
+                prior = (Pi * Pi * w_cols).sum(axis=1) + b + c + v
+                var[i : i + len(Z)] = np.maximum(prior - (V * V).sum(axis=0), 1e-12)
+        mean = self.target_.inverse(out)
+        return mean, None if var is None else np.sqrt(var) * self.target_.scale

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from acc_predictor.base import SURROGATES, Standardizer, Surrogate, TargetScaler, seed_from
+from acc_predictor.common import Standardizer, TargetScaler, seed_from
+from nas.surrogate import SURROGATES, Surrogate
 
 
 @contextlib.contextmanager

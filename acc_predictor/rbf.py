@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.interpolate import RBFInterpolator
 
-from acc_predictor.base import SURROGATES, Standardizer, Surrogate, random_subset
+from acc_predictor.common import Standardizer, random_subset
+from nas.surrogate import SURROGATES, Surrogate
 
 
 @SURROGATES.register("rbf")

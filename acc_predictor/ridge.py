@@ -6,14 +6,15 @@ import numpy as np
 from scipy import linalg, optimize
 from scipy.linalg import lapack
 
-from acc_predictor.base import SURROGATES, LinearBlocks, Surrogate, TargetScaler
+from acc_predictor.common import LinearBlocks, TargetScaler
+from nas.surrogate import SURROGATES, Surrogate
 
 
 @SURROGATES.register("ridge")
 class Ridge(Surrogate):
     """Posterior mean of ``y = phi(x).w + noise`` with ``w_i ~ N(0, s_block(i))``, noise ``N(0, v)``.
 
-    ``phi`` is :class:`~acc_predictor.base.LinearBlocks`: the z-scored features and their ordinal
+    ``phi`` is :class:`~acc_predictor.common.LinearBlocks`: the z-scored features and their ordinal
     codes, in blocks by gene kind (features sharing a set of values), each block with its own prior
     variance ``s_b``; targets are scaled to zero mean and unit variance. The ``n_blocks + 1``
     variances maximise the log evidence (type-II maximum likelihood: L-BFGS-B on their logarithms
@@ -39,8 +40,10 @@ class Ridge(Surrogate):
         P, t = self.phi_(X), self.target_.forward(y)
         n, p = P.shape
         self.w_ = np.zeros(p)
+        self.chol_ = None
         if p == 0:  # no feature varies: predict the mean
             self.theta_ = np.log([self.v_start])
+            self.v_ = float(t.var()) if n > 1 else 1.0
             return
         PtP, Ptt, tt = P.T @ P, P.T @ t, float(t @ t)
         nb = self.phi_.n_blocks
@@ -53,7 +56,7 @@ class Ridge(Surrogate):
             method="L-BFGS-B", bounds=bounds,
         )  # fmt: skip
         self.theta_ = res.x
-        self.w_ = self._posterior(res.x, PtP, Ptt)[0]
+        self.w_, self.chol_, _, self.v_ = self._posterior(res.x, PtP, Ptt)
 
     def _posterior(self, theta: np.ndarray, PtP: np.ndarray, Ptt: np.ndarray):
         """(mean m, Cholesky factor of A, prior variance per weight, noise v) for log variances theta."""
@@ -89,3 +92,12 @@ class Ridge(Surrogate):
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         return self.target_.inverse(self.phi_(X) @ self.w_)
+
+    def _predict_std(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior predictive mean and standard deviation: ``var = v + phi A^-1 phi'``."""
+        P = self.phi_(X)
+        var = np.full(len(X), self.v_)
+        if self.chol_ is not None:
+            V = linalg.solve_triangular(self.chol_[0], P.T, lower=True, check_finite=False)
+            var += (V * V).sum(axis=0)
+        return self.target_.inverse(P @ self.w_), np.sqrt(var) * self.target_.scale

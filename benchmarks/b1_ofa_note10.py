@@ -28,15 +28,18 @@ from pymoo.indicators.hv import HV
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from nas.plugins import load_plugins  # noqa: E402
 
-from acc_predictor import list_surrogates  # noqa: E402
-from nas.benchmarks.ofa_note10 import OFANote10Evaluator, run_evolution_finder  # noqa: E402
+load_plugins()
+
+from benchmarks.ofa_note10 import OFANote10Evaluator, run_evolution_finder  # noqa: E402
 from nas.config import parse_overrides  # noqa: E402
 from nas.errors import UserError  # noqa: E402
 from nas.search.archive import read_stats  # noqa: E402
 from nas.search.cli import BENCHMARKS  # noqa: E402
 from nas.search.config import SearchConfig  # noqa: E402
 from nas.search.loop import Search, latest_stats  # noqa: E402
+from nas.surrogate import list_surrogates  # noqa: E402
 
 
 def best_within(points: list[dict], constraint: float) -> dict | None:

@@ -5,7 +5,7 @@
     [--out benchmarks/results/b2_<dataset>_<predictor>.json]
 
 Runs msunas (``--benchmark nb201`` preset: 50 + 10 x 10 = 150 evaluations) in-process once per
-seed, scores all evaluated (val error %, flops) points with ``nas.benchmarks.nb201.hv_ratio`` and
+seed, scores all evaluated (val error %, flops) points with ``benchmarks.nb201.hv_ratio`` and
 compares with random search at the same number of evaluations (``random_search_hv_ratios``).
 """
 
@@ -23,14 +23,17 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from nas.plugins import load_plugins  # noqa: E402
 
-from acc_predictor import list_surrogates  # noqa: E402
-from nas.benchmarks.nb201 import NB201Evaluator, hv_ratio, random_search_hv_ratios  # noqa: E402
+load_plugins()
+
+from benchmarks.nb201 import NB201Evaluator, hv_ratio, random_search_hv_ratios  # noqa: E402
 from nas.config import parse_overrides  # noqa: E402
 from nas.errors import UserError  # noqa: E402
 from nas.search.cli import BENCHMARKS  # noqa: E402
 from nas.search.config import SearchConfig  # noqa: E402
 from nas.search.loop import Search  # noqa: E402
+from nas.surrogate import list_surrogates  # noqa: E402
 
 
 def run_seed(seed: int, dataset: str, predictor: str, runs_dir: str, overrides: dict | None = None) -> dict:

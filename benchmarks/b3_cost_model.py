@@ -22,6 +22,9 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from nas.plugins import load_plugins  # noqa: E402
+
+load_plugins()
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -31,7 +34,7 @@ from nas.cli import run_cli  # noqa: E402
 from nas.costs import count_costs, to_millions  # noqa: E402
 from nas.device import resolve_device  # noqa: E402
 from nas.io import write_json  # noqa: E402
-from NasSearchSpace import get_search_space  # noqa: E402
+from nas.space import get_search_space  # noqa: E402
 
 GOAL_RATIO = 1000
 

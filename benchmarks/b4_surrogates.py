@@ -22,9 +22,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from nas.plugins import load_plugins  # noqa: E402
 
-from acc_predictor import get_surrogate, list_surrogates, quality  # noqa: E402
-from nas.benchmarks.ofa_note10 import OFANote10Evaluator  # noqa: E402
+load_plugins()
+
+from benchmarks.ofa_note10 import OFANote10Evaluator  # noqa: E402
+from nas.surrogate import get_surrogate, list_surrogates, quality  # noqa: E402
 
 
 def sample_distinct(space, n: int, rng: np.random.Generator) -> list:

@@ -27,12 +27,15 @@ import torch.nn.functional as F
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+from nas.plugins import load_plugins  # noqa: E402
+
+load_plugins()
 
 from nas.cli import run_cli  # noqa: E402
 from nas.data import load_dataset, make_loader  # noqa: E402
 from nas.device import resolve_device  # noqa: E402
 from nas.io import write_json  # noqa: E402
-from NasSearchSpace import get_search_space  # noqa: E402
+from nas.space import get_search_space  # noqa: E402
 
 GOAL = 0.10  # largest acceptable overhead
 WARMUP = 3  # untimed steps per feed before measuring

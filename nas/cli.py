@@ -9,8 +9,12 @@ from nas.errors import UserError
 
 
 def run_cli(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:
-    """Run ``main``; a :class:`UserError` becomes one line on stderr and exit status 2."""
+    """Load the default plug-ins, then run ``main``; a :class:`UserError` becomes one line on stderr
+    and exit status 2."""
+    from nas.plugins import load_plugins
+
     try:
+        load_plugins()
         return int(main(argv) or 0)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nas.registry import Registry
-from NasSearchSpace.base import Arch, SearchSpace
+from nas.space import Arch, SearchSpace
 
 EVALUATORS: Registry = Registry("evaluator")
 

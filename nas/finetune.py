@@ -43,8 +43,7 @@ from nas.errors import UserError
 from nas.evaluate import accuracy
 from nas.io import atomic_write_bytes, load_checkpoint, read_json, save_checkpoint, write_json
 from nas.registry import Registry
-from NasSearchSpace import get_search_space
-from NasSearchSpace.base import Arch, SearchSpace
+from nas.space import Arch, SearchSpace, get_search_space
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 # (model, x, y) -> (loss, logits or None); the logits give the running training top-1

@@ -23,6 +23,8 @@ class Registry(Generic[T]):
         def add(obj: T) -> T:
             if name in self._items:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
+            if isinstance(obj, type) and not getattr(obj, "name", None):
+                obj.name = name  # a component class knows the name it is registered under
             self._items[name] = obj
             return obj
 
@@ -30,7 +32,8 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         if name not in self._items:
-            raise UserError(f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}")
+            choices = ", ".join(self.names()) or "(none registered)"
+            raise UserError(f"unknown {self.kind} {name!r}; choose one of: {choices}")
         return self._items[name]
 
     def names(self) -> list[str]:

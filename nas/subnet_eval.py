@@ -22,8 +22,8 @@ from nas.device import resolve_device
 from nas.errors import UserError
 from nas.evaluation import EVALUATORS, Evaluator
 from nas.registry import Registry
+from nas.space import Arch, SearchSpace
 from nas.supernet import evaluate_network
-from NasSearchSpace.base import Arch, SearchSpace
 
 # name -> function(net, arch, data, epochs, device, seed, num_workers) that trains ``net`` in place
 TRAINERS: Registry[Callable[..., None]] = Registry("trainer")

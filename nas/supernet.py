@@ -33,8 +33,7 @@ from nas.device import resolve_device
 from nas.errors import UserError
 from nas.evaluate import accuracy, recalibrate_bn
 from nas.io import atomic_write_bytes, load_checkpoint, save_checkpoint
-from NasSearchSpace import get_search_space
-from NasSearchSpace.base import Arch, SearchSpace
+from nas.space import Arch, SearchSpace, get_search_space
 
 
 @dataclass

@@ -18,8 +18,8 @@ from nas.device import resolve_device
 from nas.errors import UserError
 from nas.finetune import SubnetTrainConfig, train_subnet
 from nas.registry import Registry
+from nas.space import get_search_space
 from nas.supernet import SupernetConfig, SupernetTrainer, evaluate_subnet
-from NasSearchSpace import get_search_space
 
 
 @dataclass(frozen=True)

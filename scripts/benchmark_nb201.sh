@@ -15,7 +15,7 @@ for seed in $SEEDS; do
     # shellcheck disable=SC2086
     $PY msunas.py --benchmark nb201 --dataset "$DATASET" --sec_obj flops --seed "$seed" --save "$run" \
         $( [ -d "$run" ] && echo --resume "$run" ) $EXTRA
-    $PY -c "import sys; from nas.post_search import load_run; from nas.benchmarks.nb201 import hv_ratio
+    $PY -c "import sys; from nas.plugins import load_plugins; load_plugins(); from nas.post_search import load_run; from benchmarks.nb201 import hv_ratio
 r = load_run(sys.argv[1]); pts = [[100 - x.metrics['top1'], x.metrics['flops']] for x in r.results]
 print(f'{sys.argv[1]}: {len(pts)} evaluations, HV ratio {hv_ratio(pts, sys.argv[2]):.4f}')" "$run" "$DATASET"
 done

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from nas.benchmarks import nb201
-from nas.benchmarks.nb201 import NB201Evaluator, hv_ratio, random_search_hv_ratios, true_front
-from nas.benchmarks.ofa_note10 import (
+from benchmarks import nb201
+from benchmarks.nb201 import NB201Evaluator, hv_ratio, random_search_hv_ratios, true_front
+from benchmarks.ofa_note10 import (
     OFANote10Evaluator,
     encode_arch,
     encode_archs,
@@ -20,7 +20,7 @@ from nas.benchmarks.ofa_note10 import (
 from nas.errors import UserError
 from nas.evaluation import EVALUATORS
 from nas.io import load_checkpoint
-from NasSearchSpace import get_search_space
+from nas.space import get_search_space
 
 ROOT = Path(__file__).resolve().parents[1]
 CSV = ROOT / "data" / "nasbench201" / "nb201_12epoch_accuracies.csv"

@@ -17,7 +17,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from nas.cli import run_cli
 from nas.costs import count_costs, measure_costs, module_macs, space_costs
 from nas.errors import UserError
-from NasSearchSpace import get_search_space
+from nas.space import get_search_space
 from NasSearchSpace.ofa_mbv3_costs import analytic_costs, analytic_counts, make_divisible
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,6 +77,51 @@ def test_analytic_equals_hooks(build, case):
     net = build(w, n_classes, arch)
     assert analytic_counts(arch, n_classes, w) == count_costs(net, arch["r"], CPU)
     assert analytic_costs(arch, n_classes, w) == measure_costs(net, arch["r"], CPU)
+
+
+def hook_counts(net, r, parts):
+    """Exact integer costs of the leaf modules inside ``parts`` during one batch-1 forward of ``net``."""
+    from nas.costs import ACTIVATION_TYPES, MAC_TYPES
+
+    counts = {"params": sum(p.numel() for m in parts for p in m.parameters()), "macs": 0, "activations": 0}
+
+    def hook(module, _inputs, output):
+        if isinstance(module, MAC_TYPES):
+            counts["macs"] += module_macs(module, output)
+        if isinstance(module, ACTIVATION_TYPES):
+            counts["activations"] += output.numel()
+
+    leaves = [m for part in parts for m in part.modules() if next(m.children(), None) is None]
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    net.eval()
+    with torch.no_grad():
+        net(torch.zeros(1, 3, r, r))
+    for h in handles:
+        h.remove()
+    return counts
+
+
+@pytest.mark.parametrize("case", range(0, len(CASES), 4))
+def test_block_and_stage_costs_equal_hooks(build, case):
+    """Per-block costs and the costs up to the end of each stage (what an early exit runs before
+    its head) equal the hook counts on the modules of the built network."""
+    from NasSearchSpace.ofa_mbv3_costs import analytic_block_counts, analytic_stage_counts
+    from NasSearchSpace.ofa_mbv3_layout import active_blocks
+
+    w, n_classes, arch = CASES[case]
+    net = build(w, n_classes, arch)
+    active = active_blocks(arch["d"])  # net.blocks = [the fixed first block, *active blocks]
+    blocks = analytic_block_counts(arch, n_classes, w)
+    for pos, j in enumerate(active):
+        assert blocks[j] == hook_counts(net, arch["r"], [net.blocks[1 + pos]])
+    assert all(blocks[j] == {"params": 0, "macs": 0, "activations": 0} for j in set(range(20)) - set(active))
+    stages = analytic_stage_counts(arch, n_classes, w)
+    for s in range(5):
+        n = 1 + sum(1 for j in active if j // 4 <= s)
+        assert stages[s] == hook_counts(net, arch["r"], [net.first_conv, *net.blocks[:n]])
+    space = get_search_space("mobilenetv3", lr=32, ur=256, width_mult=w)
+    assert space.stage_costs(arch, n_classes)[-1]["macs"] == stages[-1]["macs"] / 1e6
+    assert space.block_costs(arch, n_classes)[active[0]]["params"] == blocks[active[0]]["params"] / 1e6
 
 
 def test_make_divisible_matches_ofa():

@@ -13,7 +13,7 @@ import ray
 from nas.errors import UserError
 from nas.search.executors import InProcessExecutor, LocalProcessExecutor, RayExecutor
 from nas.search.loop import Search
-from NasSearchSpace import get_search_space
+from nas.space import get_search_space
 from tests.toy_search import (
     CrashingEvaluator,
     ToyEvaluator,

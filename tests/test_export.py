@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from nas.errors import UserError
-from NasSearchSpace import get_search_space
+from nas.space import get_search_space
 
 ROOT = Path(__file__).resolve().parents[1]
 N_CLASSES = 10

@@ -10,10 +10,10 @@ import pytest
 import torch
 import yaml
 
-from nas.benchmarks.ofa_note10 import ofa_tutorial_module
+from benchmarks.ofa_note10 import ofa_tutorial_module
 from nas.errors import UserError
-from nas.latency import LatencyTable
-from NasSearchSpace import get_search_space
+from nas.space import get_search_space
+from NasSearchSpace.ofa_mbv3_latency import LatencyTable
 
 ROOT = Path(__file__).resolve().parents[1]
 OFA_DIR = ROOT / "data" / "ofa"

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nas.benchmarks.nb201 import hv_ratio
+from benchmarks.nb201 import hv_ratio
 from nas.search.archive import read_stats
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,7 +9,7 @@ import torch
 
 from nas.costs import count_costs, measure_costs
 from nas.errors import UserError
-from NasSearchSpace import get_search_space, list_search_spaces
+from nas.space import get_search_space, list_search_spaces
 from NasSearchSpace.nb201 import N_CELLS, OPS, cell_ops, cell_string
 
 EXAMPLE = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"

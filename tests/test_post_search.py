@@ -17,8 +17,8 @@ from nas.post_search import PostSearchConfig, Run, choose, load_run, post_search
 from nas.search.config import SearchConfig
 from nas.search.loop import Search
 from nas.search.objectives import get_objective
+from nas.space import get_search_space
 from nas.subnet_eval import SubnetEvaluator
-from NasSearchSpace import get_search_space
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,7 +16,7 @@ from nas.search.archive import read_stats
 from nas.search.moea import optimise
 from nas.search.objectives import Constraints, get_objective, list_objectives
 from nas.search.selection import best_ranks, gap_spread, select_hvi, select_spread
-from NasSearchSpace import get_search_space
+from nas.space import get_search_space
 from tests.toy_search import toy_config, toy_search
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,8 +8,9 @@ import torch
 
 from nas.errors import UserError
 from nas.io import save_checkpoint
-from NasSearchSpace import get_search_space, list_search_spaces
-from NasSearchSpace.ofa_mbv3 import N_BLOCKS, fetch_pretrained, is_active
+from nas.space import get_search_space, list_search_spaces
+from NasSearchSpace.ofa_mbv3 import fetch_pretrained
+from NasSearchSpace.ofa_mbv3_layout import N_BLOCKS, is_active
 
 
 @pytest.fixture(scope="module")
@@ -228,3 +229,67 @@ def test_features_hide_inactive_blocks(space):
             assert fa[j] == 1 and fb[j] == 3 and fa[20 + j] == 1
         else:
             assert fa[j] == fb[j] == 0 and fa[20 + j] == 0
+
+
+def test_gene_groups_name_the_genes(space):
+    assert [(g.key, g.size) for g in space.gene_groups] == [("ks", 20), ("e", 20), ("d", 5), ("r", 1)]
+    assert space.group_slice("d") == slice(40, 45) and space.group_slice("r") == slice(45, 46)
+    with pytest.raises(KeyError):
+        space.group_slice("t")
+
+
+def test_a_subclass_appends_genes_without_reslicing():
+    """A task space adds a gene group and an arch key; encoding, decoding, sampling, mutation and
+    ids work with no further code (the way the early-exit and layer-skipping spaces extend it)."""
+    from nas.space import GeneGroup
+    from NasSearchSpace.ofa_mbv3 import OFAMobileNetV3Space
+
+    class WithExits(OFAMobileNetV3Space):
+        name = "test_with_exits"
+
+        def extra_gene_groups(self):
+            return [GeneGroup("t", (0.1, 0.2, 1.0), 4)]
+
+        def validate_extra(self, arch, out):
+            t = arch.get("t")
+            if not isinstance(t, list) or len(t) != 4 or any(v not in (0.1, 0.2, 1.0) for v in t):
+                raise UserError(f"t must be 4 values of 0.1, 0.2, 1.0, got {t!r}")
+            out["t"] = list(t)
+
+    sp = WithExits(lr=32, ur=64, rstep=8)
+    assert sp.n_var == 50 and sp.xu[46:].tolist() == [2] * 4 and sp.group_slice("t") == slice(46, 50)
+    rng = np.random.default_rng(0)
+    for arch in sp.sample(20, rng):
+        assert sp.decode(sp.encode(arch)) == arch and len(arch["t"]) == 4
+        child = sp.mutate(arch, rng)
+        assert sp.arch_id(child) != sp.arch_id(arch)
+        assert int(np.sum(sp.encode(child) != sp.encode(arch))) == 1
+    assert sp.feature_names()[-4:] == ["t.0", "t.1", "t.2", "t.3"] and len(sp.features(arch)) == 50
+
+
+def test_mutate_and_neighbours_change_the_network(space):
+    rng = np.random.default_rng(3)
+    arch = space.sample(1, rng)[0]
+    ids = {space.arch_id(n) for n in space.neighbours(arch)}
+    assert space.arch_id(arch) not in ids
+    # one-gene changes of inactive blocks are not new networks: fewer neighbours than gene changes
+    assert len(ids) == len(space.neighbours(arch)) < int((space.xu - space.xl).sum())
+    for _ in range(30):
+        assert space.arch_id(space.mutate(arch, rng)) in ids
+
+
+def test_capabilities_are_declared_and_checked(space):
+    nb = get_search_space("nb201")
+    assert space.has("supernet") and space.has("block_costs") and space.resolution(space.smallest()) == 32
+    assert not nb.has("supernet") and nb.has("costs") and nb.resolution(nb.smallest()) is None
+    with pytest.raises(
+        UserError, match="search space .nb201. has no weight-sharing supernet, which inheriting weights needs"
+    ):
+        nb.require("supernet", "inheriting weights")
+
+    from nas.space import SearchSpace
+
+    with pytest.raises(TypeError, match="declares capability 'supernet'"):
+
+        class Broken(SearchSpace):  # noqa: F841 (the error is raised by the class statement)
+            capabilities = frozenset({"supernet"})

@@ -12,8 +12,8 @@ import torch
 from nas.errors import UserError
 from nas.io import save_checkpoint
 from nas.search.archive import read_stats
+from nas.space import get_search_space
 from nas.subnet_eval import SubnetEvaluator
-from NasSearchSpace import get_search_space
 
 ROOT = Path(__file__).resolve().parents[1]
 

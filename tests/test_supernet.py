@@ -183,7 +183,7 @@ def test_train_cli_bad_input(args, message):
 
 def test_eval_rejects_checkpoint_of_other_class_count(tmp_path):
     from nas.io import save_checkpoint
-    from NasSearchSpace import get_search_space
+    from nas.space import get_search_space
 
     save_checkpoint(tmp_path / "c100.pth", get_search_space("mobilenetv3").make_supernet(100).state_dict())
     (tmp_path / "net.subnet").write_text(json.dumps({"ks": [3] * 20, "e": [3] * 20, "d": [2] * 5, "r": 32}))

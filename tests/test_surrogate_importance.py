@@ -10,8 +10,7 @@ import pytest
 from toy_search import toy_config, toy_search
 
 from nas.cli import run_cli
-from NasSearchSpace import get_search_space
-from NasSearchSpace.base import SearchSpace
+from nas.space import SearchSpace, get_search_space
 from tools import analyze_surrogate_importance as tool
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,19 +8,19 @@ import pytest
 import torch
 from scipy import stats
 
-from acc_predictor import (
+from acc_predictor.adaptive_switching import AdaptiveSwitching
+from acc_predictor.common import CategoricalCodes, LinearBlocks, value_groups
+from nas.errors import UserError
+from nas.surrogate import (
     SURROGATES,
     Surrogate,
     fit_surrogate,
     get_surrogate,
+    kfold_indices,
     list_surrogates,
     quality,
     surrogate_quality,
 )
-from acc_predictor.adaptive_switching import AdaptiveSwitching
-from acc_predictor.base import CategoricalCodes, LinearBlocks, value_groups
-from acc_predictor.metrics import kfold_indices
-from nas.errors import UserError
 
 NAMES = list_surrogates()
 W = np.random.default_rng(2024).uniform(0.2, 1.0, 46)
@@ -414,7 +414,7 @@ def test_likelihood_gradients_are_exact(name):
 def test_b4_ridge_gp_and_as_rank_the_ofa_oracle():
     """B4 on seed 0: trained on 100 random archs of the ofa_note10 oracle, Kendall tau on 1,000 more
     (measured: ridge, gp and as 0.871; before the feature blocks gp 0.81)."""
-    from nas.benchmarks.ofa_note10 import OFANote10Evaluator
+    from benchmarks.ofa_note10 import OFANote10Evaluator
 
     evaluator = OFANote10Evaluator()
     space, rng = evaluator.space, np.random.default_rng(0)
@@ -430,3 +430,28 @@ def test_b4_ridge_gp_and_as_rank_the_ofa_oracle():
         assert tau > 0.86, f"{name}: tau {tau:.3f}"
         if name == "as":
             assert model.chosen in ("ridge", "gp")
+
+
+@pytest.mark.parametrize("name", ["ridge", "gp"])
+def test_predictive_std_is_calibrated_and_grows_away_from_the_data(name, data):
+    """gp and ridge give a predictive spread: the held-out errors are of its size (z-scores with a
+    standard deviation near 1), the mean equals ``predict``'s, and far from the training rows it is
+    wider than on them. The other models say they have none."""
+    X, y, Xt, yt = data
+    rng = np.random.default_rng(1)
+    noisy = y + rng.normal(0, 0.3, len(y))
+    model = get_surrogate(name, np.random.default_rng(0)).fit(X, noisy)
+    assert model.has_std
+    mean, std = model.predict(Xt, return_std=True)
+    assert np.allclose(mean, model.predict(Xt)) and mean.shape == std.shape == (len(Xt),)
+    assert np.all(std > 0)
+    z = (yt + rng.normal(0, 0.3, len(yt)) - mean) / std
+    assert 0.5 < z.std() < 2.0, z.std()
+    far = X[:20] + 6.0  # outside every gene's range
+    assert (
+        model.predict(far, return_std=True)[1].mean() > 1.5 * model.predict(X[:20], return_std=True)[1].mean()
+    )
+    for other in ("rbf", "carts", "mlp", "as"):
+        assert not get_surrogate(other, np.random.default_rng(0)).has_std
+    with pytest.raises(UserError, match="no predictive spread"):
+        get_surrogate("rbf", np.random.default_rng(0)).fit(X, y).predict(Xt, return_std=True)

@@ -35,8 +35,8 @@ from nas.finetune import (
     warmup_cosine,
 )
 from nas.io import load_checkpoint, save_checkpoint
+from nas.space import get_search_space
 from nas.train_cli import main
-from NasSearchSpace import get_search_space
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = get_search_space("mobilenetv3", lr=32, ur=32)

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nas.evaluation import Evaluator  # noqa: E402
 from nas.search.config import SearchConfig  # noqa: E402
 from nas.search.loop import Search  # noqa: E402
-from NasSearchSpace import get_search_space  # noqa: E402
+from nas.space import get_search_space  # noqa: E402
 
 
 class ToyEvaluator(Evaluator):
@@ -60,6 +60,9 @@ def toy_search(cfg, fail_prefixes=(), delay=0.0, log=lambda *_: None):
 
 
 if __name__ == "__main__":
+    from nas.plugins import load_plugins
+
+    load_plugins()
     p = argparse.ArgumentParser()
     p.add_argument("save")
     p.add_argument("iterations", type=int)

@@ -45,15 +45,17 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from acc_predictor import SURROGATES, get_surrogate, list_surrogates, quality  # noqa: E402
 from acc_predictor.adaptive_switching import AdaptiveSwitching  # noqa: E402
-from acc_predictor.metrics import kfold_indices, min_cv_samples  # noqa: E402
 from nas.analysis import experiment_name, output_dir, save_figure, save_numbers  # noqa: E402
 from nas.cli import run_cli  # noqa: E402
 from nas.errors import UserError  # noqa: E402
 from nas.post_search import Run, load_run  # noqa: E402
-from NasSearchSpace import get_search_space, list_search_spaces  # noqa: E402
-from NasSearchSpace.base import SearchSpace  # noqa: E402
+from nas.space import (  # noqa: E402
+    SearchSpace,  # noqa: E402
+    get_search_space,
+    list_search_spaces,
+)
+from nas.surrogate import SURROGATES, get_surrogate, kfold_indices, list_surrogates, min_cv_samples, quality  # noqa: E402  # noqa: E402
 
 TOOL = "surrogate_importance"
 SCHEMA = "nas-surrogate-importance/1"

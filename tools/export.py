@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
             require("onnxscript", "onnxscript", "the dynamo ONNX exporter")
 
     raw = read_json(args.subnet, "subnet file")
-    from NasSearchSpace import get_search_space  # imports ofa and torchvision: after the cheap checks
+    from nas.space import get_search_space  # imports ofa and torchvision: after the cheap checks
 
     if args.width_mult is not None:
         width = non_negative_float(args.width_mult, "--width_mult", "1.2")

@@ -20,7 +20,7 @@ from nas.cli import positive_int, run_cli  # noqa: E402
 from nas.costs import METHODS, space_costs  # noqa: E402
 from nas.errors import UserError  # noqa: E402
 from nas.io import read_json  # noqa: E402
-from NasSearchSpace import get_search_space  # noqa: E402
+from nas.space import get_search_space  # noqa: E402
 
 
 def read_jsonl(path: str) -> list[tuple[int, object]]:

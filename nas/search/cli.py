@@ -10,16 +10,14 @@ import sys
 
 import yaml
 
-from nas.benchmarks.nb201 import NB201Evaluator
-from nas.benchmarks.ofa_note10 import OFANote10Evaluator
 from nas.config import parse_config
 from nas.errors import UserError
 from nas.search.archive import read_stats
 from nas.search.config import SearchConfig
 from nas.search.executors import LocalProcessExecutor, RayExecutor
 from nas.search.loop import Search, latest_stats
+from nas.space import get_search_space
 from nas.subnet_eval import SubnetEvaluator
-from NasSearchSpace import get_search_space
 
 # What --benchmark NAME sets (flags on the command line still win). Budgets follow BENCHMARKS.md.
 BENCHMARKS = {
@@ -93,10 +91,11 @@ def build(cfg: SearchConfig):
     """The evaluator a configuration asks for (its ``space`` is the search space)."""
     if cfg.lr > cfg.ur:
         raise UserError(f"--lr {cfg.lr} is larger than --ur {cfg.ur}; swap them")
-    if cfg.benchmark == "nb201":
-        return NB201Evaluator(dataset=cfg.dataset)
-    if cfg.benchmark == "ofa_note10":
-        return OFANote10Evaluator()
+    from nas.evaluation import EVALUATORS
+
+    if cfg.benchmark is not None:
+        kwargs = {"dataset": cfg.dataset} if cfg.benchmark == "nb201" else {}
+        return EVALUATORS.get(cfg.benchmark)(**kwargs)
     kwargs = dict(lr=cfg.lr, ur=cfg.ur, rstep=cfg.rstep)
     if cfg.search_space == "mobilenetv3":
         kwargs["width_mult"] = cfg.width_mult

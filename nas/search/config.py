@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from acc_predictor import list_surrogates
 from nas.config import option
 from nas.search.selection import SELECTIONS
 
@@ -32,7 +31,7 @@ class SearchConfig:
         "NSGA-II, e.g. --pop_size 100 --n_gen 60)",
         choices=list(SELECTIONS),
     )
-    predictor: str = option("as", "surrogate of the first objective", choices=list_surrogates())
+    predictor: str = option("as", "surrogate of the first objective (a registered surrogate)")
     first_obj: str = option("top1", "first objective (top1 = top-1 error, minimised)")
     sec_obj: str | None = option(
         None, "second objective: params, macs, activations, tiny_ml, latency, flops; none: single-objective"

@@ -20,7 +20,7 @@ from typing import Any
 
 from nas.errors import UserError
 from nas.evaluation import Evaluator, Result
-from NasSearchSpace.base import Arch, SearchSpace
+from nas.space import Arch, SearchSpace
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: what workers must be able to import
 
@@ -92,6 +92,9 @@ _WORKER_EVALUATOR: Evaluator | None = None  # one per worker process, built by _
 
 def _init_worker(factory: Callable[[], Evaluator], gpus: str | None) -> None:
     global _WORKER_EVALUATOR
+    from nas.plugins import load_plugins
+
+    load_plugins()
     if gpus is not None:  # before the evaluator imports CUDA state: this worker sees only its GPUs
         os.environ["CUDA_VISIBLE_DEVICES"] = gpus
     _WORKER_EVALUATOR = factory()
@@ -172,6 +175,9 @@ class _RayWorker:
     """A Ray actor holding one evaluator, built once: the supernet and the data load once per worker."""
 
     def __init__(self, factory: Callable[[], Evaluator]) -> None:
+        from nas.plugins import load_plugins
+
+        load_plugins()
         self.evaluator = factory()
 
     def ready(self) -> None:

@@ -20,8 +20,6 @@ from pymoo.indicators.hv import HV
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 from tqdm import tqdm
 
-from acc_predictor import fit_surrogate
-from acc_predictor.metrics import min_cv_samples
 from nas.config import save_config
 from nas.errors import UserError
 from nas.evaluation import Evaluator, Result
@@ -32,7 +30,8 @@ from nas.search.executors import InProcessExecutor
 from nas.search.moea import optimise
 from nas.search.objectives import Constraints, Objective, check_feasible, get_objective
 from nas.search.selection import SELECTIONS, select
-from NasSearchSpace.base import Arch, SearchSpace
+from nas.space import Arch, SearchSpace
+from nas.surrogate import fit_surrogate, min_cv_samples
 
 # Settings a resumed search must share with the run it continues.
 RESUME_KEYS = ("benchmark", "search_space", "first_obj", "sec_obj", "seed", "lr", "ur", "rstep", "dataset")

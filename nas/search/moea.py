@@ -20,7 +20,7 @@ from pymoo.operators.mutation.pm import PM
 from pymoo.operators.repair.rounding import RoundingRepair
 from pymoo.optimize import minimize
 
-from NasSearchSpace.base import Arch, SearchSpace
+from nas.space import Arch, SearchSpace
 
 # Maps decoded architectures to one objective column (minimised).
 ObjectiveFn = Callable[[list[Arch]], np.ndarray]

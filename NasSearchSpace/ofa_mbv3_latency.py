@@ -33,12 +33,16 @@ from typing import Any
 import yaml
 
 from nas.errors import UserError
-from NasSearchSpace.ofa_mbv3_costs import BASE_STAGE_WIDTH, STAGE_SE, STAGE_STRIDES, make_divisible
+from NasSearchSpace.ofa_mbv3_layout import (
+    MAX_DEPTH,
+    N_BLOCKS,
+    N_STAGES,
+    STAGE_HSWISH,
+    STAGE_SE,
+    STAGE_STRIDES,
+    stage_widths,
+)
 
-N_STAGES = 5
-MAX_DEPTH = 4
-N_BLOCKS = N_STAGES * MAX_DEPTH
-STAGE_HSWISH = (False, False, True, True, True)  # ReLU in the first two stages, h-swish after
 N_CLASSES = 1000  # the tables' Logits entries are for ImageNet's 1000 classes
 FILE_RE = re.compile(r"^(?P<device>.+)_(?P<r>\d+)_lookup_table\.yaml$")
 
@@ -101,7 +105,7 @@ class LatencyTable:
         self.device = device
         self.width_mult = float(width_mult)
         self.tables: dict[int, dict[str, float]] = {r: self._read(files[r]) for r in wanted}
-        w = [make_divisible(b * self.width_mult) for b in BASE_STAGE_WIDTH]
+        w = list(stage_widths(self.width_mult))
         self._stem, self._first = w[0], w[1]
         self._stages = tuple(w[2:7])
         self._final, self._last = w[7], w[8]

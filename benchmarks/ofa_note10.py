@@ -7,7 +7,8 @@ An :class:`~nas.evaluation.Evaluator` over the OFA MobileNetV3 ``w1.2`` space wi
 - ``top1``: OFA's accuracy predictor, ``Sequential(Linear(128, 400), ReLU, Linear(400, 400), ReLU,
   Linear(400, 400), ReLU, Linear(400, 1))`` on the 128-d encoding of :func:`encode_arch`; it
   outputs ImageNet top-1 as a fraction (no base accuracy is added), reported here in percent.
-- ``latency``: Note10 milliseconds from the look-up tables (:class:`nas.latency.LatencyTable`).
+- ``latency``: Note10 milliseconds from the look-up tables
+  (:class:`NasSearchSpace.ofa_mbv3_latency.LatencyTable`).
 
 Both equal (``==``) the ``ofa`` package's own ``ofa.tutorial.AccuracyPredictor`` and
 ``LatencyEstimator`` on the same inputs (tests). The predictor runs in float32 on the CPU; a
@@ -37,20 +38,17 @@ import torch.nn as nn
 from nas.errors import UserError
 from nas.evaluation import EVALUATORS, Evaluator
 from nas.io import load_checkpoint
-from nas.latency import LatencyTable
-from NasSearchSpace import get_search_space
-from NasSearchSpace.base import Arch
+from nas.space import Arch, get_search_space
+from NasSearchSpace.ofa_mbv3_latency import LatencyTable
+from NasSearchSpace.ofa_mbv3_layout import E_OPTIONS, KS_OPTIONS, MAX_DEPTH, N_BLOCKS, N_STAGES
 
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "data" / "ofa"
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "ofa"
 PREDICTOR_FILE = "acc_predictor.pth"
 WIDTH_MULT = 1.2
 RESOLUTIONS = (160, 176, 192, 208, 224)
 
 # The 128-d encoding of OFA's predictor: 20 blocks x 3 kernel one-hots, 20 x 3 expand one-hots,
 # 8 resolution one-hots for r = 112, 128, ..., 224.
-KS_OPTIONS = (3, 5, 7)
-E_OPTIONS = (3, 4, 6)
-N_BLOCKS, N_STAGES, MAX_DEPTH = 20, 5, 4
 R_BASE, R_STEP, N_R = 112, 16, 8
 N_FEATURES = 2 * 3 * N_BLOCKS + N_R  # 128
 

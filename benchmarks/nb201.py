@@ -36,9 +36,9 @@ import numpy as np
 
 from nas.errors import UserError
 from nas.evaluation import EVALUATORS, Evaluator
-from NasSearchSpace import get_search_space
+from nas.space import get_search_space
 
-DEFAULT_TABLE = Path(__file__).resolve().parents[2] / "data" / "nasbench201" / "nb201_12epoch_accuracies.csv"
+DEFAULT_TABLE = Path(__file__).resolve().parents[1] / "data" / "nasbench201" / "nb201_12epoch_accuracies.csv"
 
 
 @dataclass(frozen=True)
