@@ -27,11 +27,14 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from nas.config import option
+from nas.cost_providers import COST_PROVIDERS, CostProvider
 from nas.errors import UserError
 from NasSearchSpace.ofa_mbv3_layout import (
     MAX_DEPTH,
@@ -291,3 +294,36 @@ class LatencyTable:
                 "the arch is outside the space the table was measured for"
             )
         return self.tables[r][key]
+
+
+@COST_PROVIDERS.register("lut_latency")
+class LUTLatency(CostProvider):
+    """``latency`` (ms) of OFA MobileNetV3 subnets summed from a device's OFA-format look-up tables,
+    one per resolution of the space (every resolution of the search must have its table)."""
+
+    @dataclass
+    class Options:
+        lut_dir: str | None = option(
+            None, "folder of OFA-format latency tables <device>_<r>_lookup_table.yaml (required)"
+        )
+        lut_device: str | None = option(None, "device of the tables (default: the only one in --lut_dir)")
+
+    def __init__(self, options: Any = None, **kwargs: Any) -> None:
+        super().__init__(options, **kwargs)
+        if self.options.lut_dir is None:
+            raise UserError("the lut_latency cost provider needs --lut_dir, the folder of the latency tables")
+        width = getattr(self.space, "width_mult", None)
+        resolutions = getattr(self.space, "resolutions", None)
+        if width is None or resolutions is None:
+            raise UserError(
+                f"the lut_latency cost provider prices OFA MobileNetV3 subnets, not {self.space.name!r}"
+            )
+        self.table = LatencyTable(
+            self.options.lut_dir, device=self.options.lut_device, resolutions=resolutions, width_mult=width
+        )
+
+    def provides(self) -> tuple[str, ...]:
+        return ("latency",)
+
+    def metrics(self, arch: Any) -> dict[str, float]:
+        return {"latency": self.table.latency(self.space.validate(arch))}

@@ -1,6 +1,6 @@
 """Benchmark oracles: evaluators that answer from published models and tables in microseconds.
 
-Importing this package registers them in :data:`nas.evaluation.EVALUATORS`:
+Importing this package registers them in :data:`nas.evaluator.EVALUATORS`:
 
 - ``ofa_note10``: OFA's ImageNet accuracy predictor and Samsung Note10 latency look-up tables
   over the OFA MobileNetV3 w1.2 space (:mod:`benchmarks.ofa_note10`);

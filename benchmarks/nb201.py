@@ -34,8 +34,11 @@ from typing import Any
 
 import numpy as np
 
+from nas.config import option
+from nas.cost_providers import COST_PROVIDERS, CostProvider
 from nas.errors import UserError
-from nas.evaluation import EVALUATORS, Evaluator
+from nas.evaluator import EVALUATORS, Evaluator
+from nas.search.description import PRESETS, Preset
 from nas.space import get_search_space
 
 DEFAULT_TABLE = Path(__file__).resolve().parents[1] / "data" / "nasbench201" / "nb201_12epoch_accuracies.csv"
@@ -155,33 +158,45 @@ def cell_costs(arch: str, n_classes: int, resolution: int) -> dict[str, float]:
 
 @EVALUATORS.register("nb201")
 class NB201Evaluator(Evaluator):
-    """Table look-up of NAS-Bench-201 cells on ``dataset``; ``n_evals`` counts the cells measured."""
+    """Table look-up of NAS-Bench-201 cells on ``dataset``; ``n_evals`` counts the cells measured.
 
-    def __init__(self, dataset: str = "cifar10", path: str | os.PathLike | None = None) -> None:
-        self.dataset = get_dataset(dataset)
-        self.space = get_search_space("nb201")
-        self.table = load_table(path)
+    Reports ``top1`` (the ``-val`` column) and ``top1_test`` (report only); the cell network's
+    FLOPs, params, MACs and activations come from the ``nb201_costs`` cost provider.
+    """
+
+    @dataclass
+    class Options:
+        dataset: str = option("cifar10", "NAS-Bench-201 dataset: cifar10, cifar100 or imagenet16")
+        table: str | None = option(None, "NAS-Bench-201 12-epoch accuracy table (default: the repository's)")
+
+    def __init__(self, options: Any = None, **kwargs: Any) -> None:
+        super().__init__(options, **kwargs)
+        if self.space is None:
+            self.space = get_search_space("nb201")
+        elif self.space.name != "nb201":
+            raise UserError(f"the nb201 evaluator scores nb201 cells, not {self.space.name!r} networks")
+        self.dataset = get_dataset(self.options.dataset)
+        self.n_classes, self.image_size = self.dataset.n_classes, self.dataset.resolution
+        self.table = load_table(self.options.table)
         self._val = self.table.column(f"{self.dataset.prefix}-val")
         self._test = self.table.column(f"{self.dataset.prefix}-test")
         self.n_evals = 0
 
+    def metric_names(self) -> set[str]:
+        return {"top1", "top1_test"}
+
     def measure(self, arch: str) -> dict[str, float]:
-        """``{"top1", "top1_test", "flops", "params", "macs", "activations"}`` of the cell ``arch``."""
+        """``{"top1", "top1_test"}`` of the cell ``arch`` (validation and test top-1, percent)."""
         i = self.table.row(self.space.validate(arch))
-        costs = cell_costs(arch, self.dataset.n_classes, self.dataset.resolution)
         self.n_evals += 1
-        return {
-            "top1": float(self._val[i]),
-            "top1_test": float(self._test[i]),
-            "flops": costs["macs"],
-            **costs,
-        }
+        return {"top1": float(self._val[i]), "top1_test": float(self._test[i])}
 
     def measure_many(self, archs: Sequence[str]) -> list[dict[str, float]]:
         return [self.measure(a) for a in archs]
 
-    def exact_metrics(self, arch: str) -> dict[str, float]:
-        """The cell network's costs, computed (not looked up, not counted as an evaluation)."""
+    def costs(self, arch: str) -> dict[str, float]:
+        """``{"flops", "params", "macs", "activations"}`` of the cell network (computed, not looked
+        up, not counted as an evaluation)."""
         costs = cell_costs(self.space.validate(arch), self.dataset.n_classes, self.dataset.resolution)
         return {"flops": costs["macs"], **costs}
 
@@ -198,6 +213,51 @@ def _all_points(path: str, dataset: str) -> np.ndarray:
     points = np.stack([err, flops], axis=1)
     points.setflags(write=False)
     return points
+
+
+@COST_PROVIDERS.register("nb201_costs")
+class NB201Costs(CostProvider):
+    """NAS-Bench-201's FLOPs (= MACs, millions) with params, MACs and activations of the cell
+    network on the evaluator's dataset (class count and input size), cached by operation counts."""
+
+    def __init__(self, options: Any = None, **kwargs: Any) -> None:
+        super().__init__(options, **kwargs)
+        if self.space.name != "nb201":
+            raise UserError(
+                f"the nb201_costs cost provider prices nb201 cells, not {self.space.name!r} networks"
+            )
+        if (
+            getattr(self.evaluator, "n_classes", None) is None
+            or getattr(self.evaluator, "image_size", None) is None
+        ):
+            raise UserError(
+                "the nb201_costs cost provider needs the class count and input size of the dataset"
+            )
+
+    def provides(self) -> tuple[str, ...]:
+        return ("flops", "params", "macs", "activations")
+
+    def metrics(self, arch: str) -> dict[str, float]:
+        c = cell_costs(self.space.validate(arch), self.evaluator.n_classes, self.evaluator.image_size)
+        return {"flops": c["macs"], **c}
+
+
+# B2: NAS-Bench-201 12-epoch table, validation error vs FLOPs; 50 + 10 x 10 = 150 evaluations
+PRESETS.register("nb201")(
+    Preset(
+        {
+            "space": {"name": "nb201"},
+            "evaluator": {"name": "nb201", "dataset": "cifar10"},
+            "trainer": None,
+            "measures": [],
+            "costs": ["nb201_costs"],
+            "objectives": ["top1", "flops"],
+            "strategy": {"name": "msunas", "predictor": "as"},
+            "loop": {"n_doe": 50, "n_iter": 10, "iterations": 10},
+        },
+        "NAS-Bench-201 cells against the 12-epoch table (validation top-1) and their FLOPs",
+    )
+)
 
 
 # ---- Pareto front and hypervolume ---------------------------------------------------------

@@ -90,16 +90,22 @@ def parse_overrides(items: list[str], cls: type) -> dict[str, Any]:
     return out
 
 
-def load_yaml_config(path: str, cls: type) -> dict[str, Any]:
+def load_yaml_file(path: str, flag: str = "--config") -> dict[str, Any]:
+    """A YAML file holding a mapping, or a one-line error naming ``flag``."""
     try:
         with open(path) as f:
             data = yaml.safe_load(f) or {}
-    except FileNotFoundError:
-        raise UserError(f"--config {path!r} does not exist") from None
+    except (FileNotFoundError, IsADirectoryError):
+        raise UserError(f"{flag} {path!r} does not exist") from None
     except yaml.YAMLError as e:
-        raise UserError(f"--config {path!r} is not valid YAML ({str(e).splitlines()[0]})") from None
+        raise UserError(f"{flag} {path!r} is not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(data, dict):
-        raise UserError(f"--config {path!r} must hold a mapping of option names to values")
+        raise UserError(f"{flag} {path!r} must hold a mapping of option names to values")
+    return data
+
+
+def load_yaml_config(path: str, cls: type) -> dict[str, Any]:
+    data = load_yaml_file(path)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
@@ -109,4 +115,9 @@ def load_yaml_config(path: str, cls: type) -> dict[str, Any]:
 
 def save_config(cfg: Any, path: str | os.PathLike) -> None:
     """Write the resolved configuration (``config.yaml`` in a run directory)."""
-    atomic_write_bytes(path, yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False).encode())
+    save_yaml(dataclasses.asdict(cfg), path)
+
+
+def save_yaml(data: dict[str, Any], path: str | os.PathLike) -> None:
+    """Write ``data`` as YAML, atomically (keys in their order)."""
+    atomic_write_bytes(path, yaml.safe_dump(data, sort_keys=False).encode())

@@ -40,9 +40,9 @@ from nas.data import DataSplits, Split, load_dataset, make_loader
 from nas.data.loaders import derive_seed
 from nas.device import resolve_device
 from nas.errors import UserError
-from nas.evaluate import accuracy
 from nas.io import atomic_write_bytes, load_checkpoint, read_json, save_checkpoint, write_json
 from nas.registry import Registry
+from nas.scoring import accuracy
 from nas.space import Arch, SearchSpace, get_search_space
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
@@ -207,8 +207,6 @@ class Finetuner:
         log: Callable[[str], None] = print,
     ) -> None:
         check_finetune_config(cfg)
-        if not cfg.save:
-            raise UserError("--save DIR is required: the run directory for checkpoints and logs")
         self.cfg, self.data, self.resolution, self.log = cfg, data, resolution, log
         self.device = resolve_device(cfg.device)
         self.spec = OPTIMIZERS.get(cfg.optimizer)
@@ -356,12 +354,16 @@ class Finetuner:
     def fit(self) -> list[dict[str, float]]:
         """Train the remaining epochs; checkpoint, log and report after every epoch."""
         cfg = self.cfg
-        if self.try_resume():  # before writing anything: a refused resume leaves the run as it was
+        persist = bool(cfg.save)  # without a run directory (a search's fine-tuning): nothing on disk
+        if (
+            persist and self.try_resume()
+        ):  # before writing anything: a refused resume leaves the run as it was
             self.log(f"resumed from {self.ckpt_path} after epoch {self.epoch}")
-        save_config(cfg, os.path.join(cfg.save, "config.yaml"))
+        if persist:
+            save_config(cfg, os.path.join(cfg.save, "config.yaml"))
         if self.use_amp:
             self.log("mixed precision: float16 autocast with GradScaler")
-        writer = self._tensorboard()
+        writer = self._tensorboard() if persist else None
         valid = self.data.valid
         while self.epoch < cfg.epochs:
             e = self.epoch
@@ -401,8 +403,9 @@ class Finetuner:
                     self.best = {"epoch": self.epoch, "valid_top1": res["top1"]}
             row["time_s"] = time.time() - t0
             self.history.append(row)
-            self.save_checkpoint()
-            self._write_log()
+            if persist:
+                self.save_checkpoint()
+                self._write_log()
             if writer is not None:
                 for k, v in row.items():
                     if k != "epoch":
@@ -411,7 +414,8 @@ class Finetuner:
             self.log(self._epoch_line(row))
         if writer is not None:
             writer.close()
-        self.save_weights()
+        if persist:
+            self.save_weights()
         return self.history
 
     def _epoch_line(self, row: dict[str, float]) -> str:

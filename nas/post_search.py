@@ -20,7 +20,6 @@ scored it (so the stored network reproduces the archive's top-1).
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import os
@@ -33,12 +32,13 @@ import numpy as np
 from nas.analysis import save_figure
 from nas.config import option
 from nas.errors import UserError
-from nas.evaluation import Result
 from nas.io import atomic_write_bytes, read_json, save_checkpoint, write_json
+from nas.result import Result
 from nas.search.archive import read_stats
-from nas.search.config import SearchConfig
-from nas.search.loop import latest_stats
-from nas.search.objectives import Constraints, Objective, get_objective
+from nas.search.description import RunSpec
+from nas.search.factory import build_scorer
+from nas.search.loop import latest_stats, stats_description
+from nas.search.objectives import Objective, metric_table
 from nas.search.selection import ranks
 
 
@@ -65,7 +65,7 @@ class Run:
     """What post-search reads from a run directory."""
 
     stats_path: str
-    config: SearchConfig
+    spec: RunSpec  # the run description the stats file recorded
     results: list[Result]  # successful evaluations, archive order
     objectives: list[Objective]
     F: np.ndarray  # objective values (minimised) of ``results``
@@ -79,19 +79,16 @@ def load_run(expr: str) -> Run:
             f"--expr {expr!r}: no iter_k.stats there; give an msunas.py run directory or stats file"
         )
     stats = read_stats(stats_path)
-    known = {f.name for f in dataclasses.fields(SearchConfig)}
-    cfg = SearchConfig(**{k: v for k, v in stats.get("config", {}).items() if k in known})
+    spec = stats_description(stats)  # loads the plug-ins the run used
     archive = stats["archive_obj"]
     ok = archive.ok()
     if not ok:
         raise UserError(f"{stats_path}: every evaluation in the archive failed; nothing to choose from")
-    constraints = Constraints(cfg.pmax, cfg.mmax, cfg.amax, cfg.wp, cfg.wm, cfg.wa, cfg.penalty)
-    objectives = [get_objective(name, constraints) for name in stats["objectives"]]
-    metrics = [r.metrics for r in ok]
-    for obj in objectives:
-        obj.prepare(metrics)
-    F = np.array([[obj(m) for obj in objectives] for m in metrics], dtype=float)
-    return Run(stats_path, cfg, ok, objectives, F, len(archive.failed()))
+    scorer = build_scorer(spec)
+    table = metric_table([r.metrics for r in ok])
+    table["iteration"] = np.array([archive.iteration_of[r.arch_id] for r in ok], dtype=float)
+    F = scorer.score(table)
+    return Run(stats_path, spec, ok, scorer.objectives, F, len(archive.failed()))
 
 
 # ---- preferences --------------------------------------------------------------------------------
@@ -132,8 +129,9 @@ def parse_preference(prefer: str, objectives: list[Objective]) -> dict[int, floa
             v = float(value)
         except ValueError:
             raise UserError(f"--prefer {prefer!r}: {value!r} is not a number") from None
-        j = names.index(name)
-        point[j] = objectives[j]({"top1": v}) if name == "top1" else v
+        j, obj = names.index(name), objectives[names.index(name)]
+        # a one-metric objective takes the metric's value (top-1 %, not the error); others their own
+        point[j] = obj({obj.metrics[0]: v}) if len(obj.metrics) == 1 else v
     return point
 
 
@@ -248,13 +246,19 @@ def post_search(cfg: PostSearchConfig, log=print) -> list[str]:
 
 
 def _weights_source(run: Run, cfg: PostSearchConfig, log):
-    if run.config.benchmark:
-        log(f"note: --benchmark {run.config.benchmark} runs have no weights; writing architectures only")
-        return None
-    from nas.search.cli import build
+    """The run's evaluator (with the --supernet_path, --data and --device given), if its networks
+    have weights to write; else None (an oracle's, a benchmark run's)."""
+    from nas.search.factory import build_evaluator
 
+    spec = run.spec.copy()
     over = {k: v for k, v in (("supernet_path", cfg.supernet_path), ("data", cfg.data)) if v is not None}
-    return build(dataclasses.replace(run.config, device=cfg.device, **over))
+    spec.apply_flat({"device": cfg.device, **over}, strict=False)
+    evaluator = build_evaluator(spec)
+    if not callable(getattr(evaluator, "network", None)):
+        what = f"--benchmark {spec.preset}" if spec.preset else f"evaluator {spec.evaluator.name}"
+        log(f"note: {what} runs have no weights; writing architectures only")
+        return None
+    return evaluator
 
 
 def _write_weights(evaluator, run_dir: str, r: Result, iteration: int, folder: str, old: dict) -> dict:

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import time
@@ -25,12 +24,14 @@ from nas.config import parse_config
 from nas.errors import UserError
 from nas.finetune import SubnetTrainConfig, train_subnet
 from nas.io import read_json, write_json
+from nas.plugins import plugin_list
 from nas.post_search import PostSearchConfig, post_search, tag_of
+from nas.scoring import score_subnet
 from nas.search.archive import read_stats
-from nas.search.cli import build
-from nas.search.config import SearchConfig
+from nas.search.description import RunSpec
+from nas.search.factory import build_run
 from nas.search.loop import Search, latest_stats
-from nas.supernet import SupernetConfig, SupernetTrainer, evaluate_subnet
+from nas.supernet import SupernetConfig, SupernetTrainer
 
 # What differs from `train.py supernet`'s defaults: a CPU-sized run on the embedded data.
 QUICKSTART = dict(
@@ -65,23 +66,27 @@ QUICKSTART_SEARCH = dict(
 QUICKSTART_FINETUNE = dict(epochs=2, warmup_epochs=0.2, base_lr=0.02, label_smoothing=0.0)
 
 
-def search_config(sn: SupernetConfig) -> SearchConfig:
-    """The quickstart search, in a ``search/`` folder next to the supernet's."""
+def search_spec(sn: SupernetConfig) -> RunSpec:
+    """The quickstart search (the default run description), in a ``search/`` folder next to the
+    supernet's."""
     save = os.path.join(os.path.dirname(sn.save.rstrip("/")) or ".", "search")
-    return SearchConfig(
-        **QUICKSTART_SEARCH,
-        save=save,
-        resume=save if latest_stats(save) else None,
-        dataset=sn.dataset,
-        data=sn.data,
-        vld_size=sn.vld_size,
-        lr=sn.lr,
-        ur=sn.ur,
-        rstep=sn.rstep,
-        width_mult=sn.width_mult,
-        supernet_path=os.path.join(sn.save, "supernet.pth"),
-        device=sn.device,
-        seed=sn.seed,
+    return RunSpec.from_flat(
+        dict(
+            **QUICKSTART_SEARCH,
+            save=save,
+            resume=save if latest_stats(save) else None,
+            dataset=sn.dataset,
+            data=sn.data,
+            vld_size=sn.vld_size,
+            lr=sn.lr,
+            ur=sn.ur,
+            rstep=sn.rstep,
+            width_mult=sn.width_mult,
+            supernet_path=os.path.join(sn.save, "supernet.pth"),
+            device=sn.device,
+            seed=sn.seed,
+        ),
+        plugins=plugin_list(),
     )
 
 
@@ -121,25 +126,25 @@ def main(argv: list[str] | None = None) -> int:
     trainer.train()
     t_supernet = time.time() - t0
 
-    scfg = search_config(cfg)
-    evaluator = build(scfg)
-    search = Search(scfg, evaluator.space, evaluator)
+    spec = search_spec(cfg)
+    search = Search(build_run(spec))
+    save = spec.loop.save
     # iterations an earlier quickstart ran are not this run's time
-    done_before = read_stats(latest_stats(scfg.save))["iteration"] + 1 if scfg.resume else 0
+    done_before = read_stats(latest_stats(save))["iteration"] + 1 if spec.loop.resume else 0
     search.run()
     t_search = time.time() - t0 - t_supernet
 
     overhead = sum(t["search_s"] for t in search.timings[done_before:])
     t_post = time.time()
-    folders = earlier_choices(os.path.join(scfg.save, "final"), latest_stats(scfg.save), 3, "trade-off")
+    folders = earlier_choices(os.path.join(save, "final"), latest_stats(save), 3, "trade-off")
     if folders is not None:
-        print(f"re-using the {len(folders)} networks an earlier run chose in {scfg.save}/final/")
+        print(f"re-using the {len(folders)} networks an earlier run chose in {save}/final/")
     else:
-        folders = post_search(PostSearchConfig(expr=scfg.save, n=3, prefer="trade-off", device=cfg.device))
+        folders = post_search(PostSearchConfig(expr=save, n=3, prefer="trade-off", device=cfg.device))
     space, data, rows = trainer.space, trainer.data, []
     for folder in folders:
         stats = read_json(os.path.join(folder, "net.stats"), "net.stats")
-        before = evaluate_subnet(
+        before = score_subnet(
             space, trainer.supernet, stats["arch"], data, data.test, trainer.device, seed=cfg.seed
         )
         ft = SubnetTrainConfig(
@@ -196,20 +201,20 @@ def main(argv: list[str] | None = None) -> int:
             "search_overhead_s": overhead,
             "post_search_finetune_s": t_post,
             "test_images": len(data.test),
-            "search": dataclasses.asdict(scfg),
+            "search": spec.to_dict(),
             "finetune": QUICKSTART_FINETUNE,
             "chosen": rows,
         },
     )
     from tools import plot_search, visualize_final_architectures
 
-    analysis = os.path.join(os.path.dirname(scfg.save), "analysis")
-    plot_search.main(["--expr", scfg.save, "--output_dir", os.path.join(analysis, "search")])
-    root = os.path.dirname(scfg.save)
+    analysis = os.path.join(os.path.dirname(save), "analysis")
+    plot_search.main(["--expr", save, "--output_dir", os.path.join(analysis, "search")])
+    root = os.path.dirname(save)
     visualize_final_architectures.main(
         ["--results_dir", root, "--output_dir", os.path.join(analysis, "final_architectures")]
     )
-    print(f"plots: {scfg.save}/final/choices-trade-off.png, {analysis}/; summary: {out}")
+    print(f"plots: {save}/final/choices-trade-off.png, {analysis}/; summary: {out}")
     return 0
 
 

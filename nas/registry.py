@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -21,7 +22,7 @@ class Registry(Generic[T]):
         """Decorator: ``@REGISTRY.register("name")``."""
 
         def add(obj: T) -> T:
-            if name in self._items:
+            if name in self._items and not _same_definition(self._items[name], obj):
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
             if isinstance(obj, type) and not getattr(obj, "name", None):
                 obj.name = name  # a component class knows the name it is registered under
@@ -44,3 +45,15 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+
+def _same_definition(a: object, b: object) -> bool:
+    """Whether ``a`` and ``b`` are one definition run twice: the same qualified name in the same
+    file (a plug-in module imported under two names, e.g. as a script and as a package module)."""
+
+    def where(obj: object) -> tuple[str | None, str | None]:
+        module = sys.modules.get(getattr(obj, "__module__", "") or "")
+        return getattr(obj, "__qualname__", None), getattr(module, "__file__", None)
+
+    qa, fa = where(a)
+    return qa is not None and fa is not None and (qa, fa) == where(b)

@@ -31,8 +31,8 @@ from nas.config import option, save_config
 from nas.data import DataSplits, load_dataset, make_loader
 from nas.device import resolve_device
 from nas.errors import UserError
-from nas.evaluate import accuracy, recalibrate_bn
 from nas.io import atomic_write_bytes, load_checkpoint, save_checkpoint
+from nas.scoring import score_subnet
 from nas.space import Arch, SearchSpace, get_search_space
 
 
@@ -252,7 +252,7 @@ class SupernetTrainer:
         split = self.data.valid if self.data.valid is not None else self.data.test
         out = {}
         for tag, arch in (("smallest", self.space.smallest()), ("largest", self.space.largest())):
-            res = evaluate_subnet(
+            res = score_subnet(
                 self.space,
                 self.supernet,
                 arch,
@@ -270,60 +270,3 @@ class SupernetTrainer:
         keys = list(self.history[0])
         lines = [",".join(keys)] + [",".join(f"{r[k]:.6g}" for k in keys) for r in self.history]
         atomic_write_bytes(os.path.join(self.cfg.save, "log.csv"), ("\n".join(lines) + "\n").encode())
-
-
-def evaluate_subnet(
-    space: SearchSpace,
-    supernet: nn.Module,
-    arch: Arch,
-    data: DataSplits,
-    split,
-    device: torch.device,
-    **kwargs,
-) -> dict[str, float]:
-    """Top-1/top-5 of ``arch`` with inherited weights and recalibrated BatchNorm, on ``split``.
-
-    ``kwargs`` go to :func:`evaluate_network` (``bn_batches``, ``batch_size``, ``max_images``, ``seed``).
-    """
-    net = space.build(arch, supernet).to(device).to(memory_format=torch.channels_last)
-    return evaluate_network(net, arch["r"], data, split, device, **kwargs)
-
-
-def evaluate_network(
-    net: nn.Module,
-    resolution: int,
-    data: DataSplits,
-    split,
-    device: torch.device,
-    bn_batches: int = 10,
-    batch_size: int = 200,
-    max_images: int | None = None,
-    seed: int = 0,
-    num_workers: int = 2,
-) -> dict[str, float]:
-    """Top-1/top-5 of ``net`` on ``split`` after recalibrating its BatchNorm on training images."""
-    # Calibrate on a random (seeded) sample of un-augmented training images, not the first ones:
-    # datasets are often stored class by class.
-    n_calib = min(len(data.train), bn_batches * batch_size)
-    pick = np.random.default_rng(seed).choice(len(data.train), n_calib, replace=False)
-    calib = make_loader(
-        data.train.subset(pick),
-        batch_size,
-        resolution,
-        train=False,
-        device=device,
-        seed=seed,
-        num_workers=num_workers,
-    )
-    recalibrate_bn(net, _channels_last(calib), bn_batches)
-    if max_images is not None and max_images < len(split):
-        split = split.subset(np.arange(max_images))
-    test = make_loader(
-        split, batch_size, resolution, train=False, device=device, seed=seed, num_workers=num_workers
-    )
-    return accuracy(net, _channels_last(test))
-
-
-def _channels_last(batches):
-    for x, y in batches:
-        yield x.contiguous(memory_format=torch.channels_last), y

@@ -18,8 +18,9 @@ from nas.device import resolve_device
 from nas.errors import UserError
 from nas.finetune import SubnetTrainConfig, train_subnet
 from nas.registry import Registry
+from nas.scoring import score_subnet
 from nas.space import get_search_space
-from nas.supernet import SupernetConfig, SupernetTrainer, evaluate_subnet
+from nas.supernet import SupernetConfig, SupernetTrainer
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ def run_eval(cfg: EvalConfig) -> int:
             f"({data.n_classes}); evaluate on the dataset it was trained on"
         )
     supernet.to(device)
-    res = evaluate_subnet(
+    res = score_subnet(
         space, supernet, arch, data, split, device, bn_batches=cfg.bn_batches, seed=cfg.seed
     )
     res.update(space.costs(arch, data.n_classes))

@@ -18,7 +18,7 @@ from benchmarks.ofa_note10 import (
     run_evolution_finder,
 )
 from nas.errors import UserError
-from nas.evaluation import EVALUATORS
+from nas.evaluator import EVALUATORS
 from nas.io import load_checkpoint
 from nas.space import get_search_space
 
@@ -117,16 +117,16 @@ def test_measure_counts_and_latency(ofa_eval):
 
 def test_data_dir_errors(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
-        OFANote10Evaluator(tmp_path / "nope")
+        OFANote10Evaluator(data_dir=str(tmp_path / "nope"))
     for r in (160, 176, 192, 208, 224):
         (tmp_path / f"note10_{r}_lookup_table.yaml").write_bytes(
             (ROOT / "data" / "ofa" / f"note10_{r}_lookup_table.yaml").read_bytes()
         )
     with pytest.raises(UserError, match="acc_predictor.pth.*does not exist"):
-        OFANote10Evaluator(tmp_path)
+        OFANote10Evaluator(data_dir=str(tmp_path))
     torch.save({"0.weight": torch.zeros(3, 3)}, tmp_path / "acc_predictor.pth")
     with pytest.raises(UserError, match="not OFA's accuracy predictor"):
-        OFANote10Evaluator(tmp_path)
+        OFANote10Evaluator(data_dir=str(tmp_path))
 
 
 def test_evolution_finder_tiny(ofa_eval):
@@ -172,8 +172,8 @@ def test_table_covers_every_cell(csv_rows):
     "dataset,prefix", [("cifar10", "cifar10"), ("cifar100", "cifar100"), ("imagenet16", "imagenet")]
 )
 def test_known_row(csv_rows, dataset, prefix):
-    ev = NB201Evaluator(dataset)
-    m = ev.measure(ROW1)
+    ev = NB201Evaluator(dataset=dataset)
+    m = {**ev.measure(ROW1), **ev.costs(ROW1)}
     assert m["top1"] == float(csv_rows[1][f"{prefix}-val"])
     assert m["top1_test"] == float(csv_rows[1][f"{prefix}-test"])
     space = get_search_space("nb201")
@@ -184,17 +184,18 @@ def test_known_row(csv_rows, dataset, prefix):
 
 
 def test_row1_values():
-    m = NB201Evaluator("cifar10").measure(ROW1)
+    ev = NB201Evaluator(dataset="cifar10")
+    m = {**ev.measure(ROW1), **ev.costs(ROW1)}
     assert m["top1_test"] == 88.22 and m["top1"] == pytest.approx(82.834)
     assert m["flops"] == 113.95136  # 3 x 3x3 conv edges: 7.78304 + 3 x 35.3792
-    assert NB201Evaluator("ImageNet16-120").measure(ROW1)["top1_test"] == pytest.approx(33.8)
+    assert NB201Evaluator(dataset="ImageNet16-120").measure(ROW1)["top1_test"] == pytest.approx(33.8)
 
 
 def test_nb201_bad_inputs(tmp_path):
     with pytest.raises(
         UserError, match="unknown NAS-Bench-201 dataset 'svhn'; choose one of: cifar10, cifar100, imagenet16"
     ):
-        NB201Evaluator("svhn")
+        NB201Evaluator(dataset="svhn")
     ev = NB201Evaluator()
     with pytest.raises(UserError, match="unknown operation 'conv_5x5'"):
         ev.measure(ROW1.replace("nor_conv_3x3", "conv_5x5"))
@@ -205,17 +206,17 @@ def test_nb201_bad_inputs(tmp_path):
     with open(CSV) as f:
         small.write_text("".join(f.readline() for _ in range(2)))
     with pytest.raises(UserError, match="is not in the NAS-Bench-201 table"):
-        NB201Evaluator(path=small).measure(ROW1)
+        NB201Evaluator(table=small).measure(ROW1)
     with pytest.raises(UserError, match="cannot read"):
-        NB201Evaluator(path=tmp_path / "missing.csv")
+        NB201Evaluator(table=tmp_path / "missing.csv")
 
 
 def test_true_front_is_non_dominated():
-    ev = NB201Evaluator("cifar10")
+    ev = NB201Evaluator(dataset="cifar10")
     points = ev.all_points()
     for dataset in ("cifar10", "cifar100", "imagenet16"):
         front = true_front(dataset)
-        pts = NB201Evaluator(dataset).all_points()
+        pts = NB201Evaluator(dataset=dataset).all_points()
         for p in front.points:  # nothing in the table dominates a front point
             dominated = np.all(pts <= p, axis=1) & np.any(pts < p, axis=1)
             assert not dominated.any()
@@ -229,10 +230,9 @@ def test_true_front_is_non_dominated():
         assert hv_ratio(front.points, dataset) == 1.0
         assert hv_ratio(pts, dataset) == 1.0
         assert len(front.archs) == len(front.points)
-        ev_ds = NB201Evaluator(dataset)
+        ev_ds = NB201Evaluator(dataset=dataset)
         for arch, (err, flops) in zip(front.archs, front.points, strict=True):
-            m = ev_ds.measure(arch)
-            assert (100.0 - m["top1"], m["flops"]) == (err, flops)
+            assert (100.0 - ev_ds.measure(arch)["top1"], ev_ds.costs(arch)["flops"]) == (err, flops)
     front = true_front("cifar10")
     assert front.points[0, 1] == 7.78304  # the cheapest cells are on the front
     worst = points[np.argmax(points[:, 0])]

@@ -78,7 +78,6 @@ def test_save_config_round_trips(tmp_path):
 @pytest.mark.parametrize(
     ("module", "cls"),
     [
-        ("nas.search.config", "SearchConfig"),
         ("nas.post_search", "PostSearchConfig"),
         ("nas.supernet", "SupernetConfig"),
         ("nas.train_cli", "EvalConfig"),

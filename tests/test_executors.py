@@ -12,6 +12,7 @@ import ray
 
 from nas.errors import UserError
 from nas.search.executors import InProcessExecutor, LocalProcessExecutor, RayExecutor
+from nas.search.factory import build_run
 from nas.search.loop import Search
 from nas.space import get_search_space
 from tests.toy_search import (
@@ -83,7 +84,7 @@ def test_too_few_gpus_for_the_jobs(executor):
 def test_a_local_worker_that_dies_is_a_failure_and_is_replaced():
     space = gpu_set_evaluator().space
     archs = space.sample(5, np.random.default_rng(0))
-    factory = functools.partial(CrashingEvaluator, space, (space.arch_id(archs[1]),))
+    factory = functools.partial(CrashingEvaluator, space=space, fail_prefixes=[space.arch_id(archs[1])])
     ex = LocalProcessExecutor(factory, space, n_jobs=2)
     try:
         out = dict(ex.map(archs))
@@ -105,9 +106,8 @@ def test_local_workers_that_cannot_build_the_evaluator_are_one_error():
 
 
 def test_in_process_local_processes_and_ray_give_the_same_archive(tmp_path):
-    cfg = toy_config(tmp_path, iterations=1)
-    space = get_search_space("mobilenetv3", lr=cfg.lr, ur=cfg.ur, rstep=cfg.rstep)
-    factory = functools.partial(ToyEvaluator, space, ("0", "1"))  # ids starting 0 or 1 fail
+    space = get_search_space("mobilenetv3", lr=32, ur=64, rstep=8)
+    factory = functools.partial(ToyEvaluator, space=space, fail_prefixes=["0", "1"])  # ids 0*, 1* fail
     executors = {
         "inproc": lambda: InProcessExecutor(factory()),
         "procs": lambda: LocalProcessExecutor(factory, space, n_jobs=2),
@@ -117,8 +117,8 @@ def test_in_process_local_processes_and_ray_give_the_same_archive(tmp_path):
     for name, make in executors.items():
         executor = make()
         try:
-            run_cfg = toy_config(tmp_path / name, iterations=1)
-            search = Search(run_cfg, space, factory(), log=lambda *_: None, executor=executor)
+            run = build_run(toy_config(tmp_path / name, iterations=1), evaluator=factory())
+            search = Search(run, log=lambda *_: None, executor=executor)
             archives[name] = search.run().to_json()
         finally:
             executor.close()
@@ -132,7 +132,7 @@ def test_in_process_local_processes_and_ray_give_the_same_archive(tmp_path):
 def test_ray_actors_get_their_own_gpus_and_a_dead_actor_is_a_failure():
     space = gpu_set_evaluator().space
     archs = space.sample(5, np.random.default_rng(0))
-    factory = functools.partial(CrashingEvaluator, space, (space.arch_id(archs[1]),))
+    factory = functools.partial(CrashingEvaluator, space=space, fail_prefixes=[space.arch_id(archs[1])])
     ex = RayExecutor(factory, space, n_jobs=2, n_gpus=4, gpu=2)  # a local Ray told it has 4 GPUs
     try:
         out = dict(ex.map(archs))

@@ -33,7 +33,7 @@ def test_nb201_benchmark_run_and_resume(tmp_path):
     p = msunas("--resume", str(save), "--iterations", "3")
     assert p.returncode == 0, p.stderr
     assert "resumed from" in p.stdout and len(read_stats(save / "iter_3.stats")["archive_obj"]) == 80
-    assert read_stats(save / "iter_3.stats")["config"]["predictor"] == "carts"
+    assert read_stats(save / "iter_3.stats")["run"]["strategy"]["predictor"] == "carts"
 
 
 def test_sec_obj_none_makes_a_preset_single_objective(tmp_path):
@@ -41,7 +41,7 @@ def test_sec_obj_none_makes_a_preset_single_objective(tmp_path):
     p = msunas("--benchmark", "nb201", "--sec_obj", "none", "--iterations", "1", "--save", str(save))
     assert p.returncode == 0, p.stderr
     stats = read_stats(save / "iter_1.stats")
-    assert stats["objectives"] == ["top1"] and stats["config"]["sec_obj"] is None
+    assert stats["objectives"] == ["top1"] and stats["run"]["objectives"] == [{"name": "top1"}]
 
 
 @pytest.mark.parametrize(
@@ -50,18 +50,31 @@ def test_sec_obj_none_makes_a_preset_single_objective(tmp_path):
         (["--supernet_path", "/nonexistent/sn.pth"], "does not exist"),
         (["--benchmark", "nb201", "--n_doe", "5", "--predictor", "rbf"], "too small"),
         (["--benchmark", "cifar"], "unknown --benchmark 'cifar'"),
-        (["--benchmark", "nb201", "--lr", "256", "--ur", "192"], "larger than --ur"),
+        (["--lr", "256", "--ur", "192"], "larger than --ur"),
+        (["--benchmark", "nb201", "--lr", "256"], "--lr is an option of search space mobilenetv3"),
         (["--benchmark", "nb201", "--n_iter", "50"], "exceeds the 40 candidates"),
         (["--benchmark", "nb201", "--sec_obj", "speed"], "unknown objective 'speed'"),
+        (["--sec_obj", "foo"], "unknown objective 'foo'"),
+        (["--resume", "/nonexistent/run"], "no iter_k.stats file there"),
+        (["--benchmark", "nb201", "--pmax", "3"], "--pmax is an option of objective tiny_ml"),
+        (
+            ["--benchmark", "nb201", "--strategy", "re", "--predictor", "gp"],
+            "--predictor is an option of strategy msunas",
+        ),
+        (["--benchmark", "nb201", "--iterations", "x"], "invalid int value"),
         (["--benchmark", "nb201", "--dataset", "mnist"], "mnist"),
         (["--benchmark", "nb201", "--resume", "/nonexistent/run"], "no iter_k.stats file there"),
     ],
 )
-def test_bad_input_exits_2_with_one_line(tmp_path, args, message):
-    p = msunas(*args, "--save", str(tmp_path / "r"))
-    assert p.returncode == 2, (p.stdout, p.stderr)
-    lines = p.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], p.stderr
+def test_bad_input_exits_2_with_one_line(tmp_path, args, message, capsys):
+    """In this process (msunas.py runs the same run_cli(main)); nothing is written."""
+    from nas.cli import run_cli
+    from nas.search.cli import main
+
+    assert run_cli(main, [*args, "--save", str(tmp_path / "r")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+    assert not (tmp_path / "r").exists()
 
 
 def test_config_file_sets_defaults_and_flags_win(tmp_path):
@@ -72,11 +85,12 @@ def test_config_file_sets_defaults_and_flags_win(tmp_path):
     p = msunas("--config", str(cfg), "--iterations", "1", "--save", str(tmp_path / "run"))
     assert p.returncode == 0, p.stderr
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
-    assert (saved["benchmark"], saved["iterations"], saved["n_doe"], saved["sec_obj"]) == (
+    loop, objectives = saved["loop"], [o["name"] for o in saved["objectives"]]
+    assert (saved["preset"], loop["iterations"], loop["n_doe"], objectives) == (
         "nb201",
         1,
         20,
-        "flops",
+        ["top1", "flops"],
     )
     assert len(read_stats(tmp_path / "run" / "iter_1.stats")["archive_obj"]) == 30
 

@@ -1,24 +1,24 @@
 """post_search.py: preference rules on hand-made fronts, the files of each choice, edge cases."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from toy_search import toy_config, toy_search
 
 from nas.errors import UserError
-from nas.evaluation import Result
 from nas.io import load_checkpoint, save_checkpoint
+from nas.pipeline import SubnetEvaluator
+from nas.plugins import plugin_list
 from nas.post_search import PostSearchConfig, Run, choose, load_run, post_search, tradeoff
-from nas.search.config import SearchConfig
+from nas.result import Result
+from nas.search.description import RunSpec
+from nas.search.factory import build_run
 from nas.search.loop import Search
 from nas.search.objectives import get_objective
 from nas.space import get_search_space
-from nas.subnet_eval import SubnetEvaluator
+from tests.toy_search import toy_config, toy_search
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,7 +28,7 @@ def hand_run(points) -> Run:
     results = [Result(f"id{i}", {}, {"top1": t, "macs": m}) for i, (t, m) in enumerate(points)]
     objectives = [get_objective("top1"), get_objective("macs")]
     F = np.array([[o(r.metrics) for o in objectives] for r in results])
-    return Run("x.stats", SearchConfig(), results, objectives, F, 0)
+    return Run("x.stats", RunSpec.default(), results, objectives, F, 0)
 
 
 # front: 0..4 (4 = most accurate); 5 and 6 are dominated
@@ -89,7 +89,7 @@ def test_bad_preferences(prefer, match):
 def test_single_objective_run_takes_the_best():
     results = [Result(f"id{i}", {}, {"top1": t}) for i, t in enumerate([50, 70, 60])]
     obj = get_objective("top1")
-    run = Run("x", SearchConfig(), results, [obj], np.array([[obj(r.metrics)] for r in results]), 0)
+    run = Run("x", RunSpec.default(), results, [obj], np.array([[obj(r.metrics)] for r in results]), 0)
     notes = []
     assert choose(run, "trade-off", 2, log=notes.append) == [1, 2] and "one objective" in notes[0]
     assert choose(run, "top1#65", 2) == [1, 2]  # a point on the one objective: its best
@@ -158,23 +158,26 @@ def test_weights_reproduce_the_archive_score(tmp_path):
     torch.manual_seed(0)
     supernet = tmp_path / "supernet.pth"
     save_checkpoint(supernet, {"state_dict": space.make_supernet(10).state_dict()})
-    cfg = SearchConfig(
-        save=str(tmp_path / "run"),
-        lr=32,
-        ur=32,
-        vld_size=200,
-        bn_batches=1,
-        supernet_path=str(supernet),
-        device="cpu",
-        n_doe=6,
-        iterations=0,
-        predictor="rbf",
-        sec_obj="macs",
+    run_dir = str(tmp_path / "run")
+    spec = RunSpec.from_flat(
+        dict(
+            save=run_dir,
+            lr=32,
+            ur=32,
+            vld_size=200,
+            bn_batches=1,
+            supernet_path=str(supernet),
+            device="cpu",
+            n_doe=6,
+            iterations=0,
+            predictor="rbf",
+            sec_obj="macs",
+        ),
+        plugins=plugin_list(),
     )
-    ev = SubnetEvaluator(space, "cifar10_embedded", vld_size=200, supernet_path=str(supernet), bn_batches=1)
-    Search(cfg, space, ev, log=lambda *_: None).run()
+    Search(build_run(spec), log=lambda *_: None).run()
     folders = post_search(
-        PostSearchConfig(expr=cfg.save, save=str(tmp_path / "final"), n=2, device="cpu"), log=lambda *_: None
+        PostSearchConfig(expr=run_dir, save=str(tmp_path / "final"), n=2, device="cpu"), log=lambda *_: None
     )
     for f in folders:
         stats = json.loads((Path(f) / "net.stats").read_text())
@@ -183,7 +186,7 @@ def test_weights_reproduce_the_archive_score(tmp_path):
         net.load_state_dict(load_checkpoint(Path(f) / "ckpt.pth")["state_dict"])
     tuned = Path(folders[0]) / "ckpt.pth"  # as if train.py subnet had fine-tuned it since
     save_checkpoint(tuned, {"state_dict": {}, "tuned": True})
-    post_search(PostSearchConfig(expr=cfg.save, save=str(tmp_path / "final"), n=2, device="cpu"), log=print)
+    post_search(PostSearchConfig(expr=run_dir, save=str(tmp_path / "final"), n=2, device="cpu"), log=print)
     assert load_checkpoint(tuned)["tuned"]  # a re-run keeps the network's weights
 
 
@@ -195,12 +198,15 @@ def test_weights_reproduce_the_archive_score(tmp_path):
         (["--expr", "RUN", "-n", "0"], "at least one"),
     ],
 )
-def test_cli_bad_inputs(toy_run, args, message):
+def test_cli_bad_inputs(toy_run, args, message, capsys):
+    """``post_search.py``'s main in this process (the script is run_cli(main) and nothing else)."""
+    import post_search as script
+    from nas.cli import run_cli
+
     args = [str(toy_run) if a == "RUN" else a for a in args]
-    p = subprocess.run(
-        [sys.executable, "post_search.py", *args, "--no-weights"], cwd=ROOT, capture_output=True, text=True
-    )
-    assert p.returncode == 2 and message in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    assert run_cli(script.main, [*args, "--no-weights"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize(
@@ -224,19 +230,24 @@ def test_fine_tuned_candidates_keep_their_weights(tmp_path):
     supernet = tmp_path / "supernet.pth"
     save_checkpoint(supernet, {"state_dict": space.make_supernet(10).state_dict()})
     common = dict(vld_size=200, bn_batches=1, supernet_path=str(supernet), device="cpu", n_epochs=1)
-    cfg = SearchConfig(
-        save=str(tmp_path / "run"), lr=32, ur=32, n_doe=2, iterations=0, sec_obj="macs", **common
+    run_dir = str(tmp_path / "run")
+    spec = RunSpec.from_flat(
+        dict(save=run_dir, lr=32, ur=32, n_doe=2, iterations=0, sec_obj="macs", **common),
+        plugins=plugin_list(),
     )
-    ev = SubnetEvaluator(space, "cifar10_embedded", **common)
-    ev.data.train = ev.data.train.subset(np.arange(0, len(ev.data.train), 100))  # 98 images: seconds
-    archive = Search(cfg, space, ev, log=lambda *_: None).run()
+    run = build_run(spec)
+    assert isinstance(run.evaluator, SubnetEvaluator)
+    run.evaluator.ensure_setup()
+    data = run.evaluator.ctx.data
+    data.train = data.train.subset(np.arange(0, len(data.train), 100))  # 98 images: seconds
+    archive = Search(run, log=lambda *_: None).run()
     for r in archive:
         ckpt = load_checkpoint(tmp_path / "run" / "iter_0" / f"net_{r.arch_id}" / "ckpt.pth")
         assert ckpt["arch"] == r.arch and r.weights is None  # saved, not held in memory
         net = space.build(r.arch, space.make_supernet(10))
         net.load_state_dict(ckpt["state_dict"])
     (folder,) = post_search(
-        PostSearchConfig(expr=cfg.save, save=str(tmp_path / "final"), n=1), log=lambda *_: None
+        PostSearchConfig(expr=run_dir, save=str(tmp_path / "final"), n=1), log=lambda *_: None
     )
     stats = json.loads((Path(folder) / "net.stats").read_text())
     assert stats["weights"]["source"].endswith(f"net_{stats['id']}/ckpt.pth")

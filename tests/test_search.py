@@ -14,7 +14,7 @@ import pytest
 from nas.errors import UserError
 from nas.search.archive import read_stats
 from nas.search.moea import optimise
-from nas.search.objectives import Constraints, get_objective, list_objectives
+from nas.search.objectives import get_objective, list_objectives
 from nas.search.selection import best_ranks, gap_spread, select_hvi, select_spread
 from nas.space import get_search_space
 from tests.toy_search import toy_config, toy_search
@@ -27,8 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_objectives_registry():
     assert {"top1", "params", "macs", "activations", "tiny_ml", "latency", "flops"} <= set(list_objectives())
-    with pytest.raises(UserError, match="unknown objective 'speed'"):
-        get_objective("speed")
+    speed = get_objective("speed")  # any metric is an objective by its name, minimised as it is
+    assert speed.metrics == ("speed",) and speed({"speed": 3.5}) == 3.5
+    table = {"speed": np.array([1.0, 2.0]), "top1": np.array([90.0, 80.0])}
+    assert speed(table).tolist() == [1.0, 2.0] and get_objective("top1")(table).tolist() == [10.0, 20.0]
 
 
 def test_top1_is_minimised_as_error():
@@ -38,11 +40,12 @@ def test_top1_is_minimised_as_error():
 def test_tiny_ml_by_hand():
     m = {"params": 1.5, "macs": 80.0, "activations": 0.4}
     assert get_objective("tiny_ml")(m) == pytest.approx(1.5 + 80 / 40 + 0.4)
-    c = Constraints(pmax=1.0, amax=0.3, penalty=1e10)
     over = 1.5 + 1e10 * 0.5 + 80 / 40 + 0.4 + 1e10 * (0.4 - 0.3)
-    assert get_objective("tiny_ml", c)(m) == pytest.approx(over)
-    c2 = Constraints(wp=2.0, wm=0.5, wa=3.0, mmax=60.0, penalty=10.0)
-    assert get_objective("tiny_ml", c2)(m) == pytest.approx(2 * 1.5 + 0.5 * (80 + 10 * 20) + 3 * 0.4)
+    assert get_objective("tiny_ml", pmax=1.0, amax=0.3, penalty=1e10)(m) == pytest.approx(over)
+    c2 = dict(wp=2.0, wm=0.5, wa=3.0, mmax=60.0, penalty=10.0)
+    assert get_objective("tiny_ml", **c2)(m) == pytest.approx(2 * 1.5 + 0.5 * (80 + 10 * 20) + 3 * 0.4)
+    with pytest.raises(UserError, match="tiny_ml has no option xmax"):
+        get_objective("tiny_ml", xmax=1.0)
 
 
 # ---- subset selection ----------------------------------------------------------------------
@@ -90,6 +93,11 @@ def test_select_spread_returns_all_when_few():
 # ---- NSGA-II on integer genes -----------------------------------------------------------------
 
 
+def both(*fns):
+    """Objective functions of decoded architectures as one scores function [n, m]."""
+    return lambda archs: np.column_stack([f(archs) for f in fns])
+
+
 def test_nsga_stays_in_bounds_and_reaches_every_option():
     space = get_search_space("mobilenetv3", lr=32, ur=96, rstep=8)  # resolution gene: 9 options
     rng = np.random.default_rng(0)
@@ -100,7 +108,7 @@ def test_nsga_stays_in_bounds_and_reaches_every_option():
     def f2(archs):  # ... and small ones
         return np.array([a["r"] + sum(a["ks"]) + 0.01 * sum(a["e"]) for a in archs], float)
 
-    X, F = optimise(space, [f1, f2], np.zeros((1, space.n_var), int), rng, pop_size=40, n_gen=30)
+    X, F = optimise(space, both(f1, f2), np.zeros((1, space.n_var), int), rng, pop_size=40, n_gen=30)
     assert X.dtype.kind == "i" and np.all(X >= space.xl) and np.all(X <= space.xu)
     assert X[:, -1].max() == 8 and X[:, -1].min() == 0  # both ends of the resolution gene reached
 
@@ -118,7 +126,7 @@ def test_nsga_population_is_distinct_architectures_new_to_the_archive():
         return np.array([space.costs(a, 10)["params"] for a in archs])
 
     seeds = np.stack([space.encode(a) for a in archive[:5]])
-    X, _ = optimise(space, [macs, params], seeds, rng, pop_size=30, n_gen=15, known=known)
+    X, _ = optimise(space, both(macs, params), seeds, rng, pop_size=30, n_gen=15, known=known)
     ids = [space.arch_id(space.decode(x)) for x in X]
     assert len(set(ids)) == len(ids) == 30
     assert len(set(ids) - known) >= 30 - 5  # only the seeds themselves may come from the archive
@@ -136,7 +144,7 @@ def test_nsga_constraint_keeps_the_population_feasible():
     # feasible only from 64 px up: the first objective alone would drive r down to 32
     X, F = optimise(
         space,
-        [small, big],
+        both(small, big),
         np.zeros((1, space.n_var), int),
         np.random.default_rng(0),
         30,
@@ -197,7 +205,7 @@ def test_failures_are_recorded_and_do_not_misalign(tmp_path):
         assert (tmp_path / "run" / "failed" / r.arch_id / "failure.json").is_file()
     clean = toy_search(toy_config(tmp_path / "clean"))
     for r in archive.ok():  # every score belongs to its own architecture
-        assert r.metrics == clean.evaluator.measure(r.arch)
+        assert r.metrics == {**clean.evaluator.measure(r.arch), **clean.costs.metrics(r.arch)}
     assert "failed: RuntimeError" in (tmp_path / "run" / "archive.csv").read_text()
 
 
@@ -230,7 +238,7 @@ def test_resume_gives_the_same_archive(tmp_path):
 
 def test_resume_after_kill_9(tmp_path):
     save = tmp_path / "killed"
-    script = [sys.executable, str(ROOT / "tests" / "toy_search.py"), str(save), "3", "--delay", "0.15"]
+    script = [sys.executable, str(ROOT / "tests" / "run_toy_search.py"), str(save), "3", "--delay", "0.15"]
     proc = subprocess.Popen(script, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     # kill in the middle of iteration 2's evaluations
@@ -259,7 +267,7 @@ def test_bad_settings(tmp_path):
         toy_search(toy_config(tmp_path / "c", resume=str(tmp_path / "c"))).run()
     toy_search(toy_config(tmp_path / "d", iterations=0)).run()
     before = (tmp_path / "d" / "iter_0.stats").read_bytes()
-    with pytest.raises(UserError, match="used seed=0, not 1"):
+    with pytest.raises(UserError, match="used seed 0, not 1"):
         toy_search(toy_config(tmp_path / "d", resume=str(tmp_path / "d"), seed=1)).run()
     assert (tmp_path / "d" / "iter_0.stats").read_bytes() == before
 

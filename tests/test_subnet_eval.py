@@ -9,11 +9,16 @@ import numpy as np
 import pytest
 import torch
 
+from nas.cli import run_cli
 from nas.errors import UserError
 from nas.io import save_checkpoint
+from nas.pipeline import SubnetEvaluator
+from nas.plugins import plugin_list
 from nas.search.archive import read_stats
+from nas.search.cli import main
+from nas.search.description import RunSpec
+from nas.search.factory import build_costs, build_evaluator
 from nas.space import get_search_space
-from nas.subnet_eval import SubnetEvaluator
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,25 +31,46 @@ def supernet_file(tmp_path_factory):
     return path
 
 
+def spec(supernet_file, **kw):
+    flat = dict(
+        lr=32, ur=40, rstep=8, vld_size=200, supernet_path=str(supernet_file), bn_batches=1, device="cpu"
+    )
+    return RunSpec.from_flat({**flat, **kw}, plugins=plugin_list())
+
+
 def make(supernet_file, **kw):
-    space = get_search_space("mobilenetv3", lr=32, ur=40, rstep=8)
-    args = dict(vld_size=200, supernet_path=str(supernet_file), bn_batches=1, device="cpu")
-    args.update(kw)
-    return SubnetEvaluator(space, "cifar10_embedded", **args)
+    """The run's evaluator, built from the description as msunas.py builds it, and set up."""
+    ev = build_evaluator(spec(supernet_file, **kw))
+    ev.ensure_setup()
+    return ev
 
 
-def test_measure_is_reproducible_and_costs_exact(supernet_file):
+def few_images(ev):
+    ev.ctx.data.train = ev.ctx.data.train.subset(np.arange(0, len(ev.ctx.data.train), 50))  # 196 images
+
+
+def test_measure_is_reproducible_and_the_costs_come_from_the_provider(supernet_file):
     ev = make(supernet_file)
+    assert isinstance(ev, SubnetEvaluator) and ev.metric_names() == {"top1", "top5", "train_loss"}
     arch = ev.space.sample(1, np.random.default_rng(2))[0]
     m1, m2 = ev.measure(arch), ev.measure(arch)
-    assert m1 == m2 and 0 <= m1["top1"] <= 100
-    assert {k: m1[k] for k in ("params", "macs", "activations")} == ev.space.costs(arch, 10)
-    assert ev.exact_metrics(arch) == ev.space.costs(arch, 10)
+    assert m1 == m2 and 0 <= m1["top1"] <= 100 and set(m1) == {"top1", "top5"}
+    costs = build_costs(spec(supernet_file), ev.space, ev)
+    assert costs.names == ("params", "macs", "activations") and costs.metrics(arch) == ev.space.costs(
+        arch, 10
+    )
+
+
+def test_construction_is_cheap_and_setup_loads(supernet_file):
+    ev = build_evaluator(spec(supernet_file))
+    assert ev.n_classes == 10 and ev.supernet is None and ev.ctx is None  # nothing loaded yet
+    ev.ensure_setup()
+    assert ev.supernet is not None and len(ev.ctx.data.valid) == 200
 
 
 def test_finetuning_changes_the_score_not_the_supernet(supernet_file):
     ev = make(supernet_file, n_epochs=1)
-    ev.data.train = ev.data.train.subset(np.arange(0, len(ev.data.train), 50))  # 196 images: seconds
+    few_images(ev)
     before = {k: v.clone() for k, v in ev.supernet.state_dict().items()}
     arch = ev.space.smallest()
     tuned = ev.measure(arch)
@@ -58,6 +84,8 @@ def test_head_of_another_class_count_is_refused(tmp_path):
     save_checkpoint(path, get_search_space("mobilenetv3").make_supernet(100).state_dict())
     with pytest.raises(UserError, match="random head"):
         make(path)
+    with pytest.raises(UserError, match="does not exist"):
+        build_evaluator(spec(tmp_path / "missing.pth"))
 
 
 def test_msunas_on_real_data(tmp_path, supernet_file):
@@ -110,34 +138,27 @@ def test_msunas_on_real_data(tmp_path, supernet_file):
     assert json.loads((save / "iter_0" / f"net_{r.arch_id}" / "net.subnet").read_text()) == r.arch
 
 
-def test_msunas_refuses_impossible_constraints(tmp_path, supernet_file):
-    p = subprocess.run(
-        [
-            sys.executable,
-            "msunas.py",
-            "--supernet_path",
-            str(supernet_file),
-            "--lr",
-            "32",
-            "--ur",
-            "32",
-            "--vld_size",
-            "200",
-            "--sec_obj",
-            "tiny_ml",
-            "--pmax",
-            "0.5",
-            "--device",
-            "cpu",
-            "--save",
-            str(tmp_path / "r"),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert p.returncode == 2 and "no architecture meets the constraints" in p.stderr, p.stderr
+def test_msunas_refuses_impossible_constraints(tmp_path, supernet_file, capsys):
+    args = [
+        "--supernet_path",
+        str(supernet_file),
+        "--lr",
+        "32",
+        "--ur",
+        "32",
+        "--vld_size",
+        "200",
+        "--sec_obj",
+        "tiny_ml",
+        "--pmax",
+        "0.5",
+        "--device",
+        "cpu",
+        "--save",
+        str(tmp_path / "r"),
+    ]
+    assert run_cli(main, args) == 2
+    assert "no architecture meets the constraints" in capsys.readouterr().err
 
 
 def _nan_supernet(supernet_file, tmp_path):
@@ -152,8 +173,8 @@ def _nan_supernet(supernet_file, tmp_path):
 @pytest.mark.parametrize("n_epochs", [0, 1])
 def test_nan_network_is_a_recorded_failure(supernet_file, tmp_path, n_epochs):
     ev = make(_nan_supernet(supernet_file, tmp_path), n_epochs=n_epochs)
-    ev.data.train = ev.data.train.subset(np.arange(0, len(ev.data.train), 50))
+    few_images(ev)
     result = ev.evaluate_one(ev.space.smallest())
     assert not result.ok and result.metrics == {}
-    assert result.failure["type"] == "FloatingPointError"
-    assert ("fine-tuning loss" if n_epochs else "validation loss") in result.failure["message"]
+    assert result.failure["type"] == ("UserError" if n_epochs else "FloatingPointError")
+    assert ("training loss became nan" if n_epochs else "validation loss") in result.failure["message"]

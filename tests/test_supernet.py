@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from nas.data import make_loader
-from nas.evaluate import accuracy, recalibrate_bn
+from nas.scoring import accuracy, recalibrate_bn
 from nas.supernet import SupernetConfig, SupernetTrainer
 
 ROOT = Path(__file__).resolve().parents[1]

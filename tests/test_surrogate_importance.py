@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from toy_search import toy_config, toy_search
 
 from nas.cli import run_cli
 from nas.space import SearchSpace, get_search_space
+from tests.toy_search import toy_config, toy_search
 from tools import analyze_surrogate_importance as tool
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from toy_search import toy_config, toy_search
 
 from nas.cli import run_cli
 from nas.post_search import PostSearchConfig, post_search
+from tests.toy_search import toy_config, toy_search
 from tools import plot_search, visualize_final_architectures
 
 ROOT = Path(__file__).resolve().parents[1]

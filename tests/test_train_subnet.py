@@ -23,7 +23,6 @@ import nas.finetune as ft
 from nas.cli import run_cli
 from nas.data import load_dataset, make_loader
 from nas.errors import UserError
-from nas.evaluate import accuracy
 from nas.finetune import (
     FinetuneConfig,
     Finetuner,
@@ -35,6 +34,7 @@ from nas.finetune import (
     warmup_cosine,
 )
 from nas.io import load_checkpoint, save_checkpoint
+from nas.scoring import accuracy
 from nas.space import get_search_space
 from nas.train_cli import main
 

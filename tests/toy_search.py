@@ -1,41 +1,61 @@
-"""A cheap deterministic evaluator on the OFA space, and a runnable search for kill tests.
+"""A cheap deterministic evaluator on the OFA space (registered as ``toy``), and toy runs.
 
-python tests/toy_search.py SAVE ITERATIONS [--resume] [--delay S]
+The module is a plug-in (``--plugins tests.toy_search``): worker processes load it by that name.
+``python tests/run_toy_search.py SAVE ITERATIONS [--resume] [--delay S]`` runs a toy search for
+the kill tests.
 """
 
-import argparse
 import math
-import sys
 import time
-from pathlib import Path
+from dataclasses import dataclass, field
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from nas.config import option
+from nas.evaluator import EVALUATORS, Evaluator
+from nas.plugins import plugin_list
+from nas.search.description import RunSpec
+from nas.search.factory import build_run
+from nas.search.loop import Search
+from nas.space import get_search_space
 
-from nas.evaluation import Evaluator  # noqa: E402
-from nas.search.config import SearchConfig  # noqa: E402
-from nas.search.loop import Search  # noqa: E402
-from nas.space import get_search_space  # noqa: E402
+PLUGIN = "tests.toy_search"
 
 
+@EVALUATORS.register("toy")
 class ToyEvaluator(Evaluator):
     """top1 grows with MACs and resolution; ids starting with ``fail_prefixes`` raise."""
 
-    def __init__(self, space, fail_prefixes=(), delay=0.0):
-        self.space, self.fail_prefixes, self.delay = space, tuple(fail_prefixes), delay
+    @dataclass
+    class Options:
+        fail_prefixes: list[str] = field(default_factory=list, metadata={"help": "ids that fail"})
+        delay: float = option(0.0, "seconds each evaluation sleeps")
+        dataset: str = option("cifar10_embedded", "the dataset name the run records (nothing is loaded)")
+
+    def __init__(self, options=None, **kwargs):
+        super().__init__(options, **kwargs)
+        if self.space is None:
+            self.space = get_search_space("mobilenetv3", lr=32, ur=64, rstep=8)
+        self.n_classes = 10
+
+    def metric_names(self):
+        return {"top1"}
 
     def measure(self, arch):
-        time.sleep(self.delay)
-        if self.space.arch_id(arch).startswith(self.fail_prefixes):
+        time.sleep(self.options.delay)
+        if self.space.arch_id(arch).startswith(tuple(self.options.fail_prefixes)):
             raise RuntimeError("injected failure")
         c = self.space.costs(arch, 10)
-        top1 = 40 + 8 * math.log(c["macs"]) + 0.1 * sum(arch["e"]) - 0.05 * sum(arch["ks"]) + arch["r"] / 16
-        return {"top1": top1, **c}
+        return {
+            "top1": 40
+            + 8 * math.log(c["macs"])
+            + 0.1 * sum(arch["e"])
+            - 0.05 * sum(arch["ks"])
+            + arch["r"] / 16
+        }
 
-    def exact_metrics(self, arch):
-        return self.space.costs(arch, 10)
 
-
-def toy_config(save, **kw):
+def toy_config(save, **kw) -> RunSpec:
+    """The description of a toy run (16 + 3 x 4 evaluations, carts, top-1 vs MACs); ``kw`` are
+    flat options that override it."""
     base = dict(
         save=str(save),
         n_doe=16,
@@ -49,43 +69,36 @@ def toy_config(save, **kw):
         ur=64,
         rstep=8,
         seed=0,
+        evaluator="toy",
+        trainer=None,
+        measures=[],
     )
     base.update(kw)
-    return SearchConfig(**base)
+    return RunSpec.from_flat(base, plugins=plugin_list([PLUGIN]))
 
 
-def toy_search(cfg, fail_prefixes=(), delay=0.0, log=lambda *_: None):
-    space = get_search_space("mobilenetv3", lr=cfg.lr, ur=cfg.ur, rstep=cfg.rstep)
-    return Search(cfg, space, ToyEvaluator(space, fail_prefixes, delay), log=log)
-
-
-if __name__ == "__main__":
-    from nas.plugins import load_plugins
-
-    load_plugins()
-    p = argparse.ArgumentParser()
-    p.add_argument("save")
-    p.add_argument("iterations", type=int)
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--delay", type=float, default=0.0)
-    a = p.parse_args()
-    cfg = toy_config(a.save, iterations=a.iterations, resume=a.save if a.resume else None)
-    toy_search(cfg, delay=a.delay, log=print).run()
+def toy_search(spec, fail_prefixes=(), delay=0.0, log=lambda *_: None):
+    spec = spec.copy()
+    spec.apply_flat({"fail_prefixes": list(fail_prefixes), "delay": delay})
+    return Search(build_run(spec, log=log), log=log)
 
 
 class GPUSetEvaluator(ToyEvaluator):
     """Reports which GPUs its worker process was given (CUDA_VISIBLE_DEVICES)."""
 
+    def metric_names(self):
+        return {"top1", "first_gpu", "n_visible"}
+
     def measure(self, arch):
         import os
 
-        time.sleep(self.delay)
+        time.sleep(self.options.delay)
         gpus = [int(g) for g in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if g]
         return {"top1": 50.0, "first_gpu": float(gpus[0]) if gpus else -1.0, "n_visible": float(len(gpus))}
 
 
 def gpu_set_evaluator():
-    return GPUSetEvaluator(get_search_space("mobilenetv3", lr=32, ur=32), delay=0.2)
+    return GPUSetEvaluator(delay=0.2, space=get_search_space("mobilenetv3", lr=32, ur=32))
 
 
 class CrashingEvaluator(GPUSetEvaluator):
@@ -95,7 +108,7 @@ class CrashingEvaluator(GPUSetEvaluator):
     def measure(self, arch):
         import os
 
-        if self.space.arch_id(arch).startswith(self.fail_prefixes):
+        if self.space.arch_id(arch).startswith(tuple(self.options.fail_prefixes)):
             os._exit(1)
         return super().measure(arch)
 

@@ -52,7 +52,6 @@ from nas.errors import UserError  # noqa: E402
 from nas.post_search import Run, load_run  # noqa: E402
 from nas.space import (  # noqa: E402
     SearchSpace,  # noqa: E402
-    get_search_space,
     list_search_spaces,
 )
 from nas.surrogate import SURROGATES, get_surrogate, kfold_indices, list_surrogates, min_cv_samples, quality  # noqa: E402  # noqa: E402
@@ -67,8 +66,7 @@ _STAGE = re.compile(r"^s(\d+)$")
 
 
 def run_space_name(run: Run) -> str:
-    cfg = run.config
-    return "nb201" if cfg.benchmark == "nb201" else cfg.search_space
+    return run.spec.space.name
 
 
 def space_of_run(run: Run, requested: str | None) -> SearchSpace:
@@ -84,13 +82,9 @@ def space_of_run(run: Run, requested: str | None) -> SearchSpace:
                 f"--search_space {requested!r} does not match the run's search space {name!r} "
                 f"({run.stats_path}); leave --search_space out or give {name!r}"
             )
-    cfg = run.config
-    if name == "nb201":
-        return get_search_space("nb201")
-    kwargs: dict[str, Any] = dict(lr=cfg.lr, ur=cfg.ur, rstep=cfg.rstep)
-    if name == "mobilenetv3":
-        kwargs["width_mult"] = cfg.width_mult
-    return get_search_space(name, **kwargs)
+    from nas.search.factory import build_space
+
+    return build_space(run.spec)
 
 
 def archive_xy(run: Run, space: SearchSpace) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -362,7 +356,7 @@ def analyse(
 ) -> dict[str, Any]:
     """Every number of the analysis (what ``importance.json`` holds)."""
     run = load_run(expr)
-    predictor = predictor or run.config.predictor
+    predictor = predictor or getattr(run.spec.strategy.options, "predictor", None) or "as"
     SURROGATES.get(predictor)  # an unknown name is a UserError listing the choices
     space = space_of_run(run, search_space)
     X, y, names = archive_xy(run, space)

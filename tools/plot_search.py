@@ -13,7 +13,7 @@ Outputs go to ``results/analysis/plot_search/<experiment>[-k]/`` (a new folder e
 - ``hv``: the hypervolume after every iteration as the search stored it (reference point: 1.01 x
   the nadir of the initial archive, ``hv_ref``); single-objective runs: the best first objective;
 - ``surrogate``: the surrogate's cross-validated Kendall tau (with its std over folds) and rmse
-  per iteration, one line per fitted objective (objectives computed exactly are not fitted);
+  per iteration, one line per predicted metric (metrics computed exactly are not fitted);
 - ``archive``: every successful evaluation, objective 2 vs objective 1 coloured by the iteration
   that evaluated it, with the non-dominated front as a step line (single-objective runs: the
   objective per evaluation, with the best-so-far line);
@@ -98,7 +98,7 @@ class RunData:
         self.surrogate = stats.get("surrogate", [])
         self.timings = stats.get("timings", [])
         self.n_failed = run.n_failed
-        self.seed = run.config.seed
+        self.seed = run.spec.loop.seed
         self.name = ""
 
 
@@ -158,7 +158,8 @@ def plot_one(run: RunData, out: str) -> dict:
     # surrogate quality per iteration
     surrogate: dict[str, list[dict]] = {}
     for row in run.surrogate:
-        surrogate.setdefault(row.get("objective", run.objectives[0]), []).append(row)
+        # the metric a surrogate predicted ("objective" in runs made before run descriptions)
+        surrogate.setdefault(row.get("metric", row.get("objective", run.objectives[0])), []).append(row)
     fig, (ax_tau, ax_rmse) = plt.subplots(2, 1, figsize=(6, 5), sharex=True)
     for obj, rows in surrogate.items():
         it = [r["iteration"] for r in rows]
@@ -171,7 +172,7 @@ def plot_one(run: RunData, out: str) -> dict:
         msg = "no surrogate fitted (no search iterations yet)"
         ax_tau.text(0.5, 0.5, msg, ha="center", va="center", transform=ax_tau.transAxes)
     else:
-        ax_tau.legend(title="objective")
+        ax_tau.legend(title="predicted metric")
     ax_tau.set_ylabel("Kendall tau (k-fold)")
     ax_tau.set_title(f"{run.name}: surrogate quality before each iteration's NSGA-II")
     ax_rmse.set_ylabel("rmse (k-fold)")

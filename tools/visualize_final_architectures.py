@@ -35,6 +35,7 @@ import argparse
 import os
 import sys
 from dataclasses import dataclass, field
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -55,14 +56,15 @@ class Experiment:
 
     folder: str  # the post-search folder
     stats_path: str  # the run's iter_k.stats
-    config: dict
+    spec: Any  # the run description (nas.search.description.RunSpec)
     objectives: list[str]
     nets: list[tuple[str, dict]] = field(default_factory=list)  # (net folder, net.stats)
     name: str = ""
 
     @property
     def dataset(self) -> str:
-        return str(self.config.get("dataset", "?"))
+        evaluator = self.spec.evaluator
+        return str(getattr(evaluator.options, "dataset", None) or "?") if evaluator is not None else "?"
 
 
 @dataclass
@@ -83,9 +85,10 @@ def find_experiments(results_dir: str, log=print) -> list[Experiment]:
     """Every post-search folder below ``results_dir`` (sorted), grouped by the run it chose from."""
     from nas.io import read_json
     from nas.search.archive import read_stats
+    from nas.search.loop import stats_description
 
     experiments: dict[tuple[str, str], Experiment] = {}
-    runs: dict[str, tuple[dict, list[str]] | None] = {}
+    runs: dict[str, tuple[Any, list[str]] | None] = {}
     for root, dirs, files in os.walk(results_dir):
         dirs.sort()
         if "net.stats" not in files or not os.path.basename(root).startswith("net-"):
@@ -106,16 +109,16 @@ def find_experiments(results_dir: str, log=print) -> list[Experiment]:
         if run_path not in runs:
             try:
                 s = read_stats(run_path)
-                runs[run_path] = (s.get("config", {}), list(s.get("objectives", [])))
+                runs[run_path] = (stats_description(s), list(s.get("objectives", [])))
             except UserError as e:
                 log(f"note: skipping the networks chosen from {run_path}: {e}")
                 runs[run_path] = None
         if runs[run_path] is None:
             continue
-        config, objectives = runs[run_path]
+        spec, objectives = runs[run_path]
         key = (folder, run_path)
         if key not in experiments:
-            experiments[key] = Experiment(folder, run_path, config, objectives)
+            experiments[key] = Experiment(folder, run_path, spec, objectives)
         experiments[key].nets.append((net_dir, stats))
     found = sorted(experiments.values(), key=lambda e: (e.folder, e.stats_path))
     name_experiments(found, results_dir)
@@ -183,12 +186,10 @@ def group_experiments(experiments: list[Experiment], wanted: str | None, log=pri
 
 def points_of(e: Experiment, second: str) -> list[dict]:
     """One record per final network of ``e``: top-1 (and its source) and the second objective."""
-    from nas.search.objectives import OBJECTIVES, Constraints, get_objective
+    from nas.search.objectives import get_objective
 
-    cfg = e.config
-    keys = ("pmax", "mmax", "amax", "wp", "wm", "wa", "penalty")
-    constraints = Constraints(**{k: cfg[k] for k in keys if k in cfg})
-    objective = get_objective(second, constraints) if second in OBJECTIVES.names() else None
+    part = next((p for p in e.spec.objectives if p.name == second), None)
+    objective = get_objective(second, part.options if part is not None else None)
     points = []
     for net_dir, stats in e.nets:
         metrics = metrics_of(stats)

@@ -2,11 +2,16 @@
 
 An ``iter_k.stats`` file is versioned JSON, written atomically::
 
-    {"schema": "msunas-stats/1", "iteration": k,
+    {"schema": "msunas-stats/2", "iteration": k,
      "archive": [{"id", "arch", "metrics", "iteration"[, "failure"]}, ...],
-     "candidates": [ids evaluated in iteration k], "hv": [hv after iteration 0..k],
-     "surrogate": [{"iteration", "name", "rmse", "rho", "tau", ...}, ...],
-     "objectives": [first, second], "config": {...}}
+     "candidates": [ids evaluated in iteration k], "hv": [hv after iteration 0..k], "hv_ref": [...],
+     "surrogate": [{"iteration", "metric", "rmse", "rho", "tau", ...}, ...],
+     "timings": [{"iteration", "eval_s", "search_s"}, ...],
+     "objectives": [first, second, ...], "strategy": {the strategy's state},
+     "run": {the run description, nas.search.description}}
+
+Files of schema ``msunas-stats/1`` (before run descriptions: a flat ``"config"`` instead of
+``"run"``, no ``"strategy"``) are read too, so older runs resume and post-search as before.
 """
 
 from __future__ import annotations
@@ -19,10 +24,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from nas.errors import UserError
-from nas.evaluation import Result
 from nas.io import atomic_write_bytes, read_json, write_json
+from nas.result import Result, flatten
 
-SCHEMA = "msunas-stats/1"
+SCHEMA = "msunas-stats/2"
+READABLE = (SCHEMA, "msunas-stats/1")
 
 
 class Archive:
@@ -68,7 +74,7 @@ def write_stats(path: str | os.PathLike, **fields: Any) -> None:
 
 def read_stats(path: str | os.PathLike) -> dict[str, Any]:
     stats = read_json(path, "stats file")
-    if not isinstance(stats, dict) or stats.get("schema") != SCHEMA:
+    if not isinstance(stats, dict) or stats.get("schema") not in READABLE:
         found = stats.get("schema") if isinstance(stats, dict) else type(stats).__name__
         raise UserError(
             f"{str(path)!r} is not a stats file of this toolkit (schema {found!r}, expected {SCHEMA!r}); "
@@ -86,9 +92,11 @@ def write_archive_csv(
 ) -> None:
     """One row per evaluated architecture: id, iteration, status, metrics, objective values, arch.
 
-    ``objectives`` maps an architecture id to ``{objective name: value}`` (successful ones only).
+    ``objectives`` maps an architecture id to ``{objective name: value}`` (successful ones only);
+    structured metrics (a list per exit, a dict) are flattened to ``name.0``, ``name.key`` columns.
     """
-    metric_names = sorted({k for r in archive for k in r.metrics})
+    flat = {r.arch_id: flatten(r.metrics) for r in archive}
+    metric_names = sorted({k for m in flat.values() for k in m})
     objective_names = list(next(iter(objectives.values()), {}))
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -100,7 +108,7 @@ def write_archive_csv(
                 r.arch_id,
                 archive.iteration_of[r.arch_id],
                 "ok" if r.ok else f"failed: {r.failure['type']}",
-                *[r.metrics.get(k, "") for k in metric_names],
+                *[flat[r.arch_id].get(k, "") for k in metric_names],
                 *[objs.get(k, "") for k in objective_names],
                 json.dumps(r.arch, separators=(",", ":")),
             ]

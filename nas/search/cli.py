@@ -1,141 +1,191 @@
-"""``msunas.py``: parse the options, build space + evaluator, run the search, print the front."""
+"""``msunas.py``: parse a run description from presets, a resumed run, YAML and flags; run it.
+
+Parsing happens in two passes: the first reads what decides the components (``--config``,
+``--benchmark``, ``--resume``, ``--plugins`` and the selector flags), loads the plug-ins and
+resolves the description; the second parses every flag of the chosen components (their typed
+options, help texts and current values in ``--help``). Everything is checked with the cheap parts
+(:func:`nas.search.factory.build_run`) before a dataset, a supernet or a worker is touched.
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import os
 import sys
+import types
+import typing
+from collections.abc import Callable
+from typing import Any
 
-import yaml
-
-from nas.config import parse_config
+from nas.config import load_yaml_file
 from nas.errors import UserError
+from nas.plugins import load_plugins, plugin_list
 from nas.search.archive import read_stats
-from nas.search.config import SearchConfig
-from nas.search.executors import LocalProcessExecutor, RayExecutor
-from nas.search.loop import Search, latest_stats
-from nas.space import get_search_space
-from nas.subnet_eval import SubnetEvaluator
-
-# What --benchmark NAME sets (flags on the command line still win). Budgets follow BENCHMARKS.md.
-BENCHMARKS = {
-    # B1: OFA w1.2 space, OFA's ImageNet predictor as the oracle, Note10 latency; 100 + 25 x 8 = 300
-    "ofa_note10": dict(
-        search_space="mobilenetv3",
-        width_mult=1.2,
-        lr=160,
-        ur=224,
-        rstep=16,
-        dataset="imagenet",
-        sec_obj="latency",
-        n_doe=100,
-        n_iter=8,
-        iterations=25,
-        # B1, mean top-1 gap to the peer over 3 seeds: spread 40 x 20 -0.67, hvi 40 x 20 -0.55,
-        # spread 100 x 60 -0.38, hvi 100 x 60 -0.24 (benchmarks/README.md)
-        selection="hvi",
-        pop_size=100,
-        n_gen=60,
-    ),
-    # B2: NAS-Bench-201 12-epoch table, validation error vs FLOPs; 50 + 10 x 10 = 150
-    "nb201": dict(
-        search_space="nb201",
-        dataset="cifar10",
-        sec_obj="flops",
-        n_doe=50,
-        n_iter=10,
-        iterations=10,
-    ),
-}
+from nas.search.description import (
+    LIST_ROLES,
+    NONE_WORDS,
+    PRESETS,
+    ROLE_TITLES,
+    SELECTORS,
+    RunSpec,
+    registry,
+)
+from nas.search.factory import build_run
+from nas.search.loop import Search, stats_description, stats_path_of
 
 
-def _benchmark_defaults(argv: list[str]) -> dict:
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--benchmark")
-    pre.add_argument("--config")
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser whose errors are one-line :class:`UserError` s (exit status 2); an
+    unknown flag is explained with the components that have that option (``spec``)."""
+
+    spec: RunSpec | None = None
+
+    def error(self, message: str) -> typing.NoReturn:
+        prefix = "unrecognized arguments: "
+        if self.spec is not None and message.startswith(prefix):
+            flag = next((a for a in message[len(prefix) :].split() if a.startswith("--")), None)
+            if flag is not None:
+                raise UserError(self.spec.unknown_option(flag[2:].split("=")[0]))
+        raise UserError(f"{self.prog}: {message}")
+
+
+def _first_pass(argv: list[str]) -> argparse.Namespace:
+    pre = _Parser(add_help=False)
+    for flag in ("--config", "--benchmark", "--resume", "--search_space", "--evaluator", "--trainer"):
+        pre.add_argument(flag)
+    pre.add_argument("--strategy")
+    pre.add_argument("--first_obj")
+    pre.add_argument("--sec_obj")
+    for flag in ("--plugins", "--measures", "--costs", "--objectives"):
+        pre.add_argument(flag, nargs="*")
     known, _ = pre.parse_known_args(argv)
-    name = known.benchmark
-    if name is None and known.config:
-        try:
-            with open(known.config) as f:
-                name = (yaml.safe_load(f) or {}).get("benchmark")
-        except (OSError, yaml.YAMLError, AttributeError):
-            name = None  # parse_config reports a bad --config properly
-    if name is None:
-        return {}
-    if name not in BENCHMARKS:
-        raise UserError(f"unknown --benchmark {name!r}; choose one of: {', '.join(BENCHMARKS)}")
-    return BENCHMARKS[name]
+    return known
 
 
-def _resume_defaults(argv: list[str]) -> dict:
-    """With ``--resume PATH``: the settings of the run it continues (the ``config`` its stats file
-    recorded, and ``save`` = the folder of that file), so ``msunas.py --resume DIR`` alone picks the
-    run up as it was; flags given with it still win (e.g. ``--iterations 15`` to go further)."""
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--resume")
-    known, _ = pre.parse_known_args(argv)
-    if not known.resume:
-        return {}
-    path = known.resume if os.path.isfile(known.resume) else latest_stats(known.resume)
-    if path is None:
-        return {}  # Search.resume says what is wrong
-    names = {f.name for f in dataclasses.fields(SearchConfig)}
-    old = {k: v for k, v in read_stats(path).get("config", {}).items() if k in names and k != "resume"}
-    return {**old, "save": os.path.dirname(os.path.abspath(path))}
+def resolve(argv: list[str]) -> RunSpec:
+    """The run description ``argv`` asks for (plug-ins loaded; nothing expensive built)."""
+    pre = _first_pass(argv)
+    config = load_yaml_file(pre.config, "--config") if pre.config else {}
+    resumed, stats_path = None, None
+    if pre.resume or config.get("resume"):
+        stats_path = stats_path_of(pre.resume or config["resume"])
+        resumed = read_stats(stats_path)
+    old_run = resumed.get("run") if resumed else None
+    extra = [*(old_run or {}).get("plugins", []), *config.get("plugins", []), *(pre.plugins or [])]
+    plugins = load_plugins(plugin_list(extra))
+    spec = RunSpec.default(plugins)
+    preset = pre.benchmark or config.get("benchmark") or config.get("preset")
+    if resumed is not None:
+        old = stats_description(resumed, plugins)
+        preset = preset or old.preset
+    if preset:
+        spec.use_preset(preset)
+    if resumed is not None:
+        spec.apply(old.to_dict() if old_run is None else old_run)
+        spec.preset = preset or old.preset
+        spec.loop.save = os.path.dirname(os.path.abspath(stats_path))
+        spec.loop.resume = stats_path
+    spec.plugins = plugins
+    spec.apply({k: v for k, v in config.items() if k not in ("plugins", "benchmark", "preset")})
+    selectors = {}
+    for key in (*SELECTORS, "first_obj", "sec_obj"):
+        value = getattr(pre, key, None)
+        if value is not None:
+            selectors[key] = value
+    spec.apply_flat(selectors)
+    args = make_parser(spec).parse_args(argv)
+    given = {k: v for k, v in vars(args).items() if k not in ("config", "benchmark", "plugins", *selectors)}
+    spec.apply_flat(given)
+    return spec
 
 
-def build(cfg: SearchConfig):
-    """The evaluator a configuration asks for (its ``space`` is the search space)."""
-    if cfg.lr > cfg.ur:
-        raise UserError(f"--lr {cfg.lr} is larger than --ur {cfg.ur}; swap them")
-    from nas.evaluation import EVALUATORS
+# ---- the parser -------------------------------------------------------------------------------
 
-    if cfg.benchmark is not None:
-        kwargs = {"dataset": cfg.dataset} if cfg.benchmark == "nb201" else {}
-        return EVALUATORS.get(cfg.benchmark)(**kwargs)
-    kwargs = dict(lr=cfg.lr, ur=cfg.ur, rstep=cfg.rstep)
-    if cfg.search_space == "mobilenetv3":
-        kwargs["width_mult"] = cfg.width_mult
-    space = get_search_space(cfg.search_space, **kwargs)
-    return SubnetEvaluator(
-        space,
-        cfg.dataset,
-        cfg.data,
-        vld_size=cfg.vld_size,
-        supernet_path=cfg.supernet_path,
-        pretrained=cfg.pretrained,
-        n_epochs=cfg.n_epochs,
-        trainer=cfg.trainer,
-        bn_batches=cfg.bn_batches,
-        n_classes=cfg.n_classes,
-        device=cfg.device,
-        seed=cfg.seed,
-        n_workers=cfg.n_workers,
+
+def _optional(tp: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        return None if text.strip().lower() in NONE_WORDS else tp(text)
+
+    parse.__name__ = getattr(tp, "__name__", "value")
+    return parse
+
+
+def _add_options(group, options: Any, seen: set[str]) -> None:
+    """One flag per option of ``options`` (a dataclass instance) not added yet; help shows its value."""
+    hints = typing.get_type_hints(type(options))
+    for f in dataclasses.fields(options):
+        if f.name in seen:
+            continue
+        seen.add(f.name)
+        tp, optional = hints[f.name], False
+        if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+            args = [a for a in typing.get_args(tp) if a is not type(None)]
+            tp, optional = args[0], True
+        meta = dict(f.metadata)
+        value = getattr(options, f.name)
+        shown = "none" if value is None else value
+        help_ = meta.pop("help", "").replace("%", "%%") + f" (default: {shown})".replace("%", "%%")
+        names = [f"--{f.name}", *meta.pop("aliases", [])]
+        if tp is bool:
+            group.add_argument(*names, action=argparse.BooleanOptionalAction, help=help_)
+        elif typing.get_origin(tp) in (list, tuple):
+            item = typing.get_args(tp)[0]
+            group.add_argument(*names, type=item, nargs="+", help=help_, **meta)
+        else:
+            group.add_argument(*names, type=_optional(tp) if optional else tp, help=help_, **meta)
+
+
+def _choices(role: str) -> str:
+    names = registry(role).names()
+    return ", ".join(names) if names else "none registered"
+
+
+def make_parser(spec: RunSpec, prog: str = "msunas.py") -> argparse.ArgumentParser:
+    """Every flag of the run ``spec`` describes (defaults suppressed: only given flags come back)."""
+    p = _Parser(
+        prog=prog,
+        description="Multi-objective NAS over a search space: the components below are registered by "
+        "plug-ins; `--search_space NAME --help` (or --strategy, --evaluator, ...) shows another's options.",
+        argument_default=argparse.SUPPRESS,
     )
+    p.spec = spec
+    g = p.add_argument_group("run")
+    g.add_argument(
+        "--config", help="YAML file (a run description, or flat option names) whose values become defaults"
+    )
+    g.add_argument("--benchmark", help=f"named preset of the run description: {', '.join(PRESETS.names())}")
+    g.add_argument(
+        "--plugins", nargs="+", help="more plug-ins to load (module names or paths), after the default ones"
+    )
+    seen = {"config", "benchmark", "plugins"}
+    g = p.add_argument_group("components (each a registered name)")
+    for flag, role in SELECTORS.items():
+        part = getattr(spec, role)
+        now = ", ".join(x.name for x in part) if role in LIST_ROLES else (part.name if part else "none")
+        kw = {"nargs": "*"} if role in LIST_ROLES else {}
+        g.add_argument(f"--{flag}", help=f"{ROLE_TITLES[role]}: {_choices(role)} (now: {now})", **kw)
+    names = spec.objective_names()
+    g.add_argument("--first_obj", help=f"first objective: a registered one or any metric (now: {names[:1]})")
+    g.add_argument(
+        "--sec_obj",
+        help="second objective: params, macs, activations, tiny_ml, latency, flops or any metric; "
+        f"none: single-objective (now: {names[1] if len(names) > 1 else 'none'})",
+    )
+    seen |= {*SELECTORS, "first_obj", "sec_obj"}
+    _add_options(p.add_argument_group("search loop"), spec.loop, seen)
+    _add_options(p.add_argument_group("execution"), spec.executor, seen)
+    for role, part in spec.parts():
+        if dataclasses.fields(part.options):
+            _add_options(p.add_argument_group(f"{ROLE_TITLES[role]} {part.name}"), part.options, seen)
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(
-        prog="msunas.py",
-        description="Surrogate-assisted multi-objective NAS (NSGA-II) over a search space.",
-    )
-    defaults = {**_benchmark_defaults(argv), **_resume_defaults(argv)}
-    cfg = parse_config(SearchConfig, argv, parser, defaults=defaults)
-    evaluator = build(cfg)
-    search = Search(cfg, evaluator.space, evaluator)  # checks the options before workers start
-    n_jobs = cfg.n_jobs if cfg.n_jobs is not None else (cfg.n_gpus // max(cfg.gpu, 1) or 1)
-    factory = functools.partial(build, cfg)  # picklable: each worker builds its own evaluator
-    if cfg.ray_address is not None:
-        search.executor = RayExecutor(factory, evaluator.space, n_jobs, cfg.n_gpus, cfg.gpu, cfg.ray_address)
-    elif n_jobs > 1 or cfg.n_gpus > 0:
-        search.executor = LocalProcessExecutor(factory, evaluator.space, n_jobs, cfg.n_gpus, cfg.gpu)
-    try:
-        search.run()
-    finally:
-        search.executor.close()
-    print(f"done: {search.iteration} iterations, {len(search.archive)} architectures; see {cfg.save}/")
+    spec = resolve(argv)
+    run = build_run(spec)  # checks the whole description before workers start or data loads
+    search = Search(run)
+    search.run()
+    print(f"done: {search.iteration} iterations, {len(search.archive)} architectures; see {spec.loop.save}/")
     return 0

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from nas.errors import UserError
-from nas.evaluation import Evaluator, Result
+from nas.evaluator import Evaluator
+from nas.result import Result
 from nas.space import Arch, SearchSpace
 
 ROOT = Path(__file__).resolve().parents[2]  # the checkout: what workers must be able to import
@@ -30,6 +31,10 @@ class InProcessExecutor:
 
     def __init__(self, evaluator: Evaluator) -> None:
         self.evaluator = evaluator
+
+    def start(self) -> None:
+        """Set the evaluator up now (data, supernet), so that a setup that fails is one error."""
+        self.evaluator.ensure_setup()
 
     def map(self, archs: Sequence[Arch]) -> Iterator[tuple[int, Result]]:
         for i, arch in enumerate(archs):
@@ -88,16 +93,20 @@ class _SlotExecutor(ABC):
 
 
 _WORKER_EVALUATOR: Evaluator | None = None  # one per worker process, built by _init_worker
+_WORKER_ERROR: str | None = None  # why it could not be built
 
 
 def _init_worker(factory: Callable[[], Evaluator], gpus: str | None) -> None:
-    global _WORKER_EVALUATOR
+    global _WORKER_EVALUATOR, _WORKER_ERROR
     from nas.plugins import load_plugins
 
-    load_plugins()
     if gpus is not None:  # before the evaluator imports CUDA state: this worker sees only its GPUs
         os.environ["CUDA_VISIBLE_DEVICES"] = gpus
-    _WORKER_EVALUATOR = factory()
+    try:
+        load_plugins()
+        _WORKER_EVALUATOR = factory()
+    except Exception as e:  # reported once by _worker_ready, not as a broken pool
+        _WORKER_ERROR = f"{type(e).__name__}: {e}" if not isinstance(e, UserError) else str(e)
 
 
 def _evaluate_in_worker(arch: Arch) -> Result:
@@ -105,8 +114,9 @@ def _evaluate_in_worker(arch: Arch) -> Result:
     return _WORKER_EVALUATOR.evaluate_one(arch)
 
 
-def _worker_ready() -> None:
-    """Returns once the worker's initializer has built its evaluator."""
+def _worker_ready() -> str | None:
+    """Once the worker's initializer has run: None, or why it could not build its evaluator."""
+    return _WORKER_ERROR
 
 
 class WorkerDiedError(RuntimeError):
@@ -132,14 +142,17 @@ class LocalProcessExecutor(_SlotExecutor):
         ]
         self.pools = [self._pool(j) for j in range(n_jobs)]
         try:  # build every worker's evaluator now, so that a build that fails is reported once
-            for ready in [pool.submit(_worker_ready) for pool in self.pools]:
-                ready.result()
+            errors = [ready.result() for ready in [pool.submit(_worker_ready) for pool in self.pools]]
         except BrokenProcessPool:
+            errors = ["a worker process died while starting"]
+        if any(errors):
             self.close()
             raise UserError(
-                "the worker processes could not build the evaluator (their error is printed above); "
-                "check that the search runs without --n_jobs/--n_gpus"
-            ) from None
+                f"the worker processes could not build the evaluator: {next(e for e in errors if e)}"
+            )
+
+    def start(self) -> None:
+        """The workers built their evaluators in the constructor."""
 
     def _pool(self, slot: int) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
@@ -250,10 +263,15 @@ class RayExecutor(_SlotExecutor):
         self.actors: list[Any] = []  # Ray actor handles, one per job
         self._started = _connect_ray(address, n_jobs, n_gpus)
         options: dict[str, Any] = {"num_cpus": 1}
-        if address == "local":  # share this machine's cores; let workers import the project from anywhere
+        if address == "local":  # share this machine's cores
             options["num_cpus"] = max(1, int(ray.cluster_resources().get("CPU", 1)) // n_jobs)
-            path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
-            options["runtime_env"] = {"env_vars": {"PYTHONPATH": path}}
+        # workers import the project, and plug-ins given as paths, from where this process finds them
+        # (a checkout at the same path on every node, e.g. on a shared file system)
+        extra = getattr(factory, "plugin_paths", lambda: [])()
+        path = os.pathsep.join(
+            dict.fromkeys(p for p in (str(ROOT), *extra, os.environ.get("PYTHONPATH")) if p)
+        )
+        options["runtime_env"] = {"env_vars": {"PYTHONPATH": path}}
         if n_gpus > 0:
             options["num_gpus"] = gpu
         self._worker = ray.remote(_RayWorker).options(**options)
@@ -267,6 +285,9 @@ class RayExecutor(_SlotExecutor):
                 f"Ray workers could not build the evaluator ({lines[-1] if lines else type(e).__name__}); "
                 f"every Ray node needs this project (at {ROOT} or installed), its requirements and its files"
             ) from None
+
+    def start(self) -> None:
+        """The actors built their evaluators in the constructor."""
 
     def _submit(self, slot: int, arch: Arch) -> Any:
         return self.actors[slot].evaluate.remote(arch)

@@ -22,29 +22,31 @@ from pymoo.optimize import minimize
 
 from nas.space import Arch, SearchSpace
 
-# Maps decoded architectures to one objective column (minimised).
-ObjectiveFn = Callable[[list[Arch]], np.ndarray]
+# Maps decoded architectures to their objective values [n, m] (minimised).
+ScoreFn = Callable[[list[Arch]], np.ndarray]
+# Maps decoded architectures to one constraint column (feasible where <= 0).
+ConstraintFn = Callable[[list[Arch]], np.ndarray]
 
 
 class SurrogateProblem(Problem):
-    """Objectives ``fns`` and inequality constraints ``constraints`` (feasible where ``<= 0``)."""
+    """Objective values from ``scores``; inequality ``constraints`` (feasible where ``<= 0``)."""
 
     def __init__(
-        self, space: SearchSpace, fns: Sequence[ObjectiveFn], constraints: Sequence[ObjectiveFn] = ()
+        self, space: SearchSpace, scores: ScoreFn, n_obj: int, constraints: Sequence[ConstraintFn] = ()
     ) -> None:
         super().__init__(
             n_var=space.n_var,
-            n_obj=len(fns),
+            n_obj=n_obj,
             n_ieq_constr=len(constraints),
             xl=space.xl,
             xu=space.xu,
             vtype=int,
         )
-        self.space, self.fns, self.constraints = space, list(fns), list(constraints)
+        self.space, self.scores, self.constraints = space, scores, list(constraints)
 
     def _evaluate(self, x, out, *args, **kwargs):
         archs = [self.space.decode(row) for row in np.rint(x).astype(int)]
-        out["F"] = np.column_stack([fn(archs) for fn in self.fns])
+        out["F"] = np.asarray(self.scores(archs), dtype=float).reshape(len(archs), self.n_obj)
         if self.constraints:
             out["G"] = np.column_stack([g(archs) for g in self.constraints])
 
@@ -87,13 +89,14 @@ def initial_population(space: SearchSpace, seeds: np.ndarray, pop_size: int, rng
 
 def optimise(
     space: SearchSpace,
-    fns: Sequence[ObjectiveFn],
+    scores: ScoreFn,
     seeds: np.ndarray,
     rng: np.random.Generator,
     pop_size: int = 40,
     n_gen: int = 20,
-    constraints: Sequence[ObjectiveFn] = (),
+    constraints: Sequence[ConstraintFn] = (),
     known: Collection[str] = (),
+    n_obj: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Final population ``(X, F)`` of NSGA-II (a GA for one objective) started from ``seeds``.
 
@@ -101,6 +104,8 @@ def optimise(
     solutions, and among infeasible ones the least violating. Offspring never repeat an
     architecture of ``known`` (ids), so the final population holds as many new ones as it can.
     """
+    if n_obj is None:  # one call on the seeds tells the number of objectives
+        n_obj = np.asarray(scores([space.decode(seeds[0])])).reshape(1, -1).shape[1]
     repair = RoundingRepair()
     kw = dict(
         pop_size=pop_size,
@@ -109,9 +114,9 @@ def optimise(
         mutation=PM(eta=20, repair=repair, vtype=float),
         eliminate_duplicates=ArchDuplicates(space, known),
     )
-    algorithm = NSGA2(**kw) if len(fns) > 1 else GA(**kw)
+    algorithm = NSGA2(**kw) if n_obj > 1 else GA(**kw)
     res = minimize(
-        SurrogateProblem(space, fns, constraints),
+        SurrogateProblem(space, scores, n_obj, constraints),
         algorithm,
         ("n_gen", n_gen),
         seed=int(rng.integers(2**31 - 1)),

@@ -1,51 +1,83 @@
-"""Objectives: a name -> a function of a result's metrics, always minimised.
+"""Objectives: minimised functions of the metrics, vectorised over architectures.
 
-``top1`` becomes the top-1 error in percent; cost metrics are used as they are (millions, ms);
-``tiny_ml`` is CNAS's penalised figure of merit over params, MACs and activations. Objectives
-that need statistics of the whole archive (FlatNAS's alpha_norm) or of the predicted population
-(NACHOS's phi) override :meth:`Objective.prepare`, which the loop calls every iteration with the
-archive's metrics before anything is scored.
+An objective is a registered component (:data:`OBJECTIVES`) with typed options; it reads the
+metrics it names (``metrics``) from a :data:`MetricTable` (``{metric: array over rows}``) and
+returns one value per row, lower is better. Any metric the run's evaluator or cost providers
+report is an objective by its name without a class (:class:`MetricObjective`, minimised as it
+is): ``--sec_obj avg_macs`` works as soon as a measure reports ``avg_macs``.
+
+Before scoring, the search calls :meth:`Objective.prepare` with the metrics of the archive and of
+the population being scored (the archive itself when the archive is scored, NSGA-II's predicted
+population inside NSGA-II): objectives with archive-level statistics (FlatNAS's alpha_norm) or
+population-level ones (NACHOS's phi) compute them there. The archive table also carries the
+``iteration`` that evaluated each row.
+
+``top1`` is the top-1 error in percent; cost metrics are used as they are (millions, ms);
+``tiny_ml`` is CNAS's penalised figure of merit over params, MACs and activations.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
+
+from nas.components import Component, NoOptions
+from nas.config import option
 from nas.errors import UserError
 from nas.registry import Registry
 
 OBJECTIVES: Registry = Registry("objective")
 
-
-@dataclass(frozen=True)
-class Constraints:
-    """CNAS's constraints and weights (params, MACs, activations in millions)."""
-
-    pmax: float = 2.0
-    mmax: float = 1e10
-    amax: float = 5.0
-    wp: float = 1.0
-    wm: float = 1 / 40
-    wa: float = 1.0
-    penalty: float = 1e10
+MetricTable = dict[str, np.ndarray]
 
 
-class Objective:
-    """A minimised quantity computed from the metrics of one evaluated architecture."""
+def metric_table(rows: list[dict[str, Any]], names: Any = None) -> MetricTable:
+    """``{name: float array}`` of the scalar metrics of ``rows`` (missing values are NaN)."""
+    if names is None:
+        names = dict.fromkeys(k for r in rows for k, v in r.items() if isinstance(v, (int, float)))
+    return {n: np.array([_float(r.get(n)) for r in rows], dtype=float) for n in names}
 
-    name: str = ""
-    metrics: tuple[str, ...] = ()  # the result metrics it reads
+
+def _float(v: Any) -> float:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan
+
+
+class Objective(Component):
+    """A minimised quantity computed from metrics; subclasses implement :meth:`values`."""
+
+    metrics: tuple[str, ...] = ()  # the metrics it reads
     unit: str = ""
 
-    def __init__(self, constraints: Constraints = Constraints()) -> None:
-        self.constraints = constraints
+    def prepare(self, archive: MetricTable, population: MetricTable) -> None:
+        """Statistics of the archive and of the population being scored (default: none)."""
 
-    def prepare(self, archive_metrics: Sequence[dict[str, float]]) -> None:
-        """Archive-level statistics, recomputed every iteration (default: none)."""
+    def values(self, m: MetricTable) -> np.ndarray:
+        return np.asarray(m[self.metrics[0]], dtype=float)
 
-    def __call__(self, m: dict[str, float]) -> float:
-        return float(m[self.metrics[0]])
+    def __call__(self, m: MetricTable | dict[str, Any]) -> np.ndarray | float:
+        """Values for a table (an array), or for one result's metrics (a float)."""
+        if all(np.ndim(m.get(k)) == 0 for k in self.metrics):  # one row
+            return float(self.values({k: np.array([_float(m[k])]) for k in self.metrics})[0])
+        return self.values(m)
+
+    def check(self, smallest: dict[str, float]) -> None:
+        """Refuse settings that not even the cheapest architecture meets (default: nothing to check)."""
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.unit})" if self.unit else self.name
+
+
+class MetricObjective(Objective):
+    """A metric minimised as it is: what a name with no registered objective means."""
+
+    Options = NoOptions
+
+    def __init__(self, metric: str, options: Any = None) -> None:
+        super().__init__(options)
+        self.name, self.metrics, self.unit = metric, (metric,), ""
 
 
 def register(cls: type[Objective]) -> type[Objective]:
@@ -56,12 +88,12 @@ def register(cls: type[Objective]) -> type[Objective]:
 class Top1Error(Objective):
     name, metrics, unit = "top1", ("top1",), "top-1 error %"
 
-    def __call__(self, m: dict[str, float]) -> float:
-        return 100.0 - float(m["top1"])
+    def values(self, m: MetricTable) -> np.ndarray:
+        return 100.0 - np.asarray(m["top1"], dtype=float)
 
 
 def _metric_objective(name: str, unit: str) -> type[Objective]:
-    cls = type(name.title(), (Objective,), {"name": name, "metrics": (name,), "unit": unit})
+    cls = type(name.title(), (Objective,), {"name": name, "metrics": (name,), "unit": unit, "__doc__": unit})
     return register(cls)
 
 
@@ -81,30 +113,61 @@ class TinyML(Objective):
 
     name, metrics, unit = "tiny_ml", ("params", "macs", "activations"), "tiny_ml"
 
-    def __call__(self, m: dict[str, float]) -> float:
-        c = self.constraints
-        p, mac, a = float(m["params"]), float(m["macs"]), float(m["activations"])
+    @dataclass
+    class Options:
+        pmax: float = option(2.0, "tiny_ml: max params, millions")
+        mmax: float = option(1e10, "tiny_ml: max MACs, millions")
+        amax: float = option(5.0, "tiny_ml: max activations, millions")
+        wp: float = option(1.0, "tiny_ml weight of params")
+        wm: float = option(1 / 40, "tiny_ml weight of MACs")
+        wa: float = option(1.0, "tiny_ml weight of activations")
+        penalty: float = option(1e10, "tiny_ml penalty factor for exceeding a constraint")
+
+    def values(self, m: MetricTable) -> np.ndarray:
+        c = self.options
+        p, mac, a = (np.asarray(m[k], dtype=float) for k in self.metrics)
         return (
-            c.wp * (p + c.penalty * max(0.0, p - c.pmax))
-            + c.wm * (mac + c.penalty * max(0.0, mac - c.mmax))
-            + c.wa * (a + c.penalty * max(0.0, a - c.amax))
+            c.wp * (p + c.penalty * np.maximum(0.0, p - c.pmax))
+            + c.wm * (mac + c.penalty * np.maximum(0.0, mac - c.mmax))
+            + c.wa * (a + c.penalty * np.maximum(0.0, a - c.amax))
         )
 
+    def check(self, smallest: dict[str, float]) -> None:
+        c, m = self.options, smallest
+        if self(m) >= c.penalty:
+            raise UserError(
+                f"no architecture meets the constraints: the smallest has params {m['params']:.3f} "
+                f"(pmax {c.pmax}), MACs {m['macs']:.2f} (mmax {c.mmax}), activations "
+                f"{m['activations']:.3f} (amax {c.amax}); relax --pmax/--mmax/--amax"
+            )
 
-def get_objective(name: str, constraints: Constraints = Constraints()) -> Objective:
-    return OBJECTIVES.get(name)(constraints)
+
+def get_objective(name: str, options: Any = None, **kwargs: Any) -> Objective:
+    """The registered objective ``name``, or the metric ``name`` minimised as it is."""
+    if name in OBJECTIVES:
+        return OBJECTIVES.get(name)(options, **kwargs)
+    return MetricObjective(name, options)
 
 
 def list_objectives() -> list[str]:
     return OBJECTIVES.names()
 
 
-def check_feasible(objective: Objective, metrics_of_smallest: dict[str, float]) -> None:
-    """Refuse constraints that not even the cheapest architecture meets."""
-    if isinstance(objective, TinyML) and objective(metrics_of_smallest) >= objective.constraints.penalty:
-        c, m = objective.constraints, metrics_of_smallest
-        raise UserError(
-            f"no architecture meets the constraints: the smallest has params {m['params']:.3f} "
-            f"(pmax {c.pmax}), MACs {m['macs']:.2f} (mmax {c.mmax}), activations {m['activations']:.3f} "
-            f"(amax {c.amax}); relax --pmax/--mmax/--amax"
-        )
+class Scorer:
+    """The run's objectives together: the metrics they read and their values for a population."""
+
+    def __init__(self, objectives: list[Objective]) -> None:
+        self.objectives = list(objectives)
+        self.metrics: tuple[str, ...] = tuple(dict.fromkeys(k for o in self.objectives for k in o.metrics))
+
+    def __len__(self) -> int:
+        return len(self.objectives)
+
+    def score(self, archive: MetricTable, population: MetricTable | None = None) -> np.ndarray:
+        """Objective values [n, m] of ``population`` (default: the archive itself), each objective
+        prepared with the archive and that population first."""
+        population = archive if population is None else population
+        for o in self.objectives:
+            o.prepare(archive, population)
+        n = len(next(iter(population.values()))) if population else 0
+        return np.column_stack([np.asarray(o(population), dtype=float).reshape(n) for o in self.objectives])

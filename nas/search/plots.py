@@ -25,10 +25,9 @@ def _save(fig, path: str) -> None:
 
 def plot_search(save: str, search) -> None:
     folder = os.path.join(save, "plots")
-    ok = search.archive.ok()
-    F = search.objective_values(ok)
+    ok, F = search.scores()
     its = np.array([search.archive.iteration_of[r.arch_id] for r in ok])
-    names = [f"{o.name} ({o.unit})" for o in search.objectives]
+    names = [o.label for o in search.objectives]
     fig, ax = plt.subplots(figsize=(6, 4.5))
     if F.shape[1] > 1:
         sc = ax.scatter(F[:, 1], F[:, 0], c=its, cmap="viridis", s=14, alpha=0.8)
