@@ -13,7 +13,7 @@ $(STAMP): requirements.txt
 	@touch $(STAMP)
 
 quickstart: $(STAMP)
-	$(PY) -m nas.quickstart
+	$(PY) scripts/quickstart.py
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -103,6 +103,15 @@ class OFAMobileNetV3Space(SearchSpace):
             ]
         )
 
+    @classmethod
+    def for_arch(cls, arch: Any) -> OFAMobileNetV3Space:
+        """The space of ``arch``'s width whose resolutions reach ``arch``'s (for tools that read a
+        ``net.subnet`` without a run: cost counting, export, fine-tuning)."""
+        w = arch.get("w", 1.0) if isinstance(arch, dict) else 1.0
+        r = arch.get("r") if isinstance(arch, dict) else None
+        ur = r if isinstance(r, int) and not isinstance(r, bool) and r >= 32 else 32
+        return cls(lr=32, ur=ur, rstep=1, width_mult=w)
+
     # ---- what a subclass adds -------------------------------------------------------------
 
     def extra_gene_groups(self) -> list[GeneGroup]:

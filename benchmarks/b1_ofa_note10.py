@@ -33,12 +33,9 @@ from nas.plugins import load_plugins  # noqa: E402
 load_plugins()
 
 from benchmarks.ofa_note10 import OFANote10Evaluator, run_evolution_finder  # noqa: E402
+from benchmarks.runs import run_preset  # noqa: E402
 from nas.config import parse_overrides  # noqa: E402
 from nas.errors import UserError  # noqa: E402
-from nas.search.archive import read_stats  # noqa: E402
-from nas.search.cli import BENCHMARKS  # noqa: E402
-from nas.search.config import SearchConfig  # noqa: E402
-from nas.search.loop import Search, latest_stats  # noqa: E402
 from nas.surrogate import list_surrogates  # noqa: E402
 
 
@@ -51,15 +48,9 @@ def run_search(
     seed: int, predictor: str, runs_dir: str, overrides: dict | None = None
 ) -> tuple[list[dict], int, float, list[str]]:
     save = os.path.join(runs_dir, f"b1_{predictor}_seed{seed}")
-    preset = {**BENCHMARKS["ofa_note10"], **(overrides or {})}
-    cfg = SearchConfig(benchmark="ofa_note10", predictor=predictor, seed=seed, save=save, **preset)
     evaluator = OFANote10Evaluator()
-    lines: list[str] = []
-    t0 = time.time()
-    Search(cfg, evaluator.space, evaluator, log=lines.append).run()
-    wall = time.time() - t0
-    stats = read_stats(latest_stats(save))
-    metrics = [dict(r.metrics) for r in stats["archive_obj"].ok()]
+    flat = {"predictor": predictor, "seed": seed, **(overrides or {})}
+    _, metrics, wall, lines = run_preset("ofa_note10", save, flat, evaluator)
     return metrics, evaluator.n_evals, wall, lines
 
 
@@ -98,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "b1.json"))
     args = p.parse_args(argv)
     try:
-        overrides = parse_overrides(args.set, SearchConfig)
+        overrides = parse_overrides(args.set)
     except UserError as e:
         p.error(str(e))
 

@@ -28,25 +28,18 @@ from nas.plugins import load_plugins  # noqa: E402
 load_plugins()
 
 from benchmarks.nb201 import NB201Evaluator, hv_ratio, random_search_hv_ratios  # noqa: E402
+from benchmarks.runs import run_preset  # noqa: E402
 from nas.config import parse_overrides  # noqa: E402
 from nas.errors import UserError  # noqa: E402
-from nas.search.cli import BENCHMARKS  # noqa: E402
-from nas.search.config import SearchConfig  # noqa: E402
-from nas.search.loop import Search  # noqa: E402
 from nas.surrogate import list_surrogates  # noqa: E402
 
 
 def run_seed(seed: int, dataset: str, predictor: str, runs_dir: str, overrides: dict | None = None) -> dict:
-    preset = {**BENCHMARKS["nb201"], "dataset": dataset, **(overrides or {})}
     save = os.path.join(runs_dir, f"b2_{dataset}_{predictor}_seed{seed}")
-    cfg = SearchConfig(benchmark="nb201", predictor=predictor, seed=seed, save=save, **preset)
     evaluator = NB201Evaluator(dataset=dataset)
-    lines: list[str] = []
-    t0 = time.time()
-    Search(cfg, evaluator.space, evaluator, log=lines.append).run()
-    wall = time.time() - t0
-    # read the archive back from the run directory's last stats (what the run recorded)
-    search_ok = _archive_results(save)
+    flat = {"dataset": dataset, "predictor": predictor, "seed": seed, **(overrides or {})}
+    # the archive as the run directory's last stats recorded it
+    _, search_ok, wall, lines = run_preset("nb201", save, flat, evaluator)
     points = np.array([[100.0 - m["top1"], m["flops"]] for m in search_ok])
     best = max(search_ok, key=lambda m: m["top1"])  # best by validation accuracy
     return {
@@ -60,14 +53,6 @@ def run_seed(seed: int, dataset: str, predictor: str, runs_dir: str, overrides: 
         "wall_s": wall,
         "log_tail": lines[-1] if lines else "",
     }
-
-
-def _archive_results(save: str) -> list[dict]:
-    from nas.search.archive import read_stats
-    from nas.search.loop import latest_stats
-
-    stats = read_stats(latest_stats(save))
-    return [r.metrics for r in stats["archive_obj"].ok()]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     try:
-        overrides = parse_overrides(args.set, SearchConfig)
+        overrides = parse_overrides(args.set)
     except UserError as e:
         p.error(str(e))
     out = args.out or str(ROOT / "benchmarks" / "results" / f"b2_{args.dataset}_{args.predictor}.json")

@@ -74,18 +74,20 @@ def parse_config(
     return cls(**{k: v for k, v in args.items() if k in names})
 
 
-def parse_overrides(items: list[str], cls: type) -> dict[str, Any]:
+def parse_overrides(items: list[str], cls: type | None = None) -> dict[str, Any]:
     """``["pop_size=100", "selection=spread"]`` -> ``{"pop_size": 100, "selection": "spread"}``.
 
-    Keys must be fields of ``cls``; values are read as YAML scalars (``100`` an int, ``0.5`` a
-    float, text stays text). For the benchmarks' ``--set``.
+    Keys must be fields of ``cls`` when given (else the caller checks them, e.g. a run description
+    applying flat options); values are read as YAML scalars (``100`` an int, ``0.5`` a float, text
+    stays text). For the benchmarks' ``--set``.
     """
-    names = {f.name for f in dataclasses.fields(cls)}
+    names = {f.name for f in dataclasses.fields(cls)} if cls is not None else None
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or key not in names:
-            raise UserError(f"--set {item!r}: expected KEY=VALUE with KEY an option of {cls.__name__}")
+        if not sep or not key or (names is not None and key not in names):
+            what = f"an option of {cls.__name__}" if cls is not None else "an option name"
+            raise UserError(f"--set {item!r}: expected KEY=VALUE with KEY {what}")
         out[key] = yaml.safe_load(value)
     return out
 

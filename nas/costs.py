@@ -123,15 +123,17 @@ def to_millions(counts: dict[str, int]) -> dict[str, float]:
 
 def space_costs(
     space: Any,
-    archs: Sequence[dict],
+    archs: Sequence[Any],
     n_classes: int,
     method: str = "analytic",
     device: torch.device | str | None = None,
+    resolution: int = 32,
 ) -> list[dict[str, float]]:
     """Costs of ``archs`` of ``space`` (validated first), from its analytic model or with hooks.
 
-    ``hooks`` builds each network with ``space.build(arch, n_classes=...)`` and measures it at
-    the arch's resolution ``arch["r"]``; ``analytic`` calls ``space.costs(arch, n_classes)``.
+    ``hooks`` builds each network with ``space.build(arch, n_classes=...)`` and measures it at the
+    arch's own resolution (``space.resolution(arch)``; ``resolution`` for spaces without one);
+    ``analytic`` calls ``space.costs``.
     """
     if method not in METHODS:
         raise UserError(f"unknown cost method {method!r}; choose one of: {', '.join(METHODS)}")
@@ -139,13 +141,12 @@ def space_costs(
         raise UserError(f"n_classes {n_classes!r} must be a positive integer")
     archs = [space.validate(a) for a in archs]
     if method == "analytic":
-        if not callable(getattr(space, "costs", None)):
-            raise UserError(f"search space {space.name!r} has no analytic cost model; use --method hooks")
-        return [space.costs(a, n_classes) for a in archs]
+        space.require("costs", "--method analytic (use --method hooks)")
+        return [space.costs(a, n_classes, space.resolution(a) or resolution) for a in archs]
     if isinstance(device, str) or device is None:
         device = resolve_device(device)
     out = []
     for a in archs:
         model = space.build(a, n_classes=n_classes)
-        out.append(measure_costs(model, a["r"], device))
+        out.append(measure_costs(model, space.resolution(a) or resolution, device))
     return out

@@ -91,6 +91,12 @@ class SearchSpace(Component):
     def n_var(self) -> int:
         return len(self.xl)
 
+    @classmethod
+    def for_arch(cls, arch: Any) -> SearchSpace:
+        """A space of this kind that holds ``arch`` (a ``net.subnet`` read by a tool): the default
+        options unless a space knows better (the OFA space takes the width and resolution from it)."""
+        return cls()
+
     # ---- capabilities ---------------------------------------------------------------------
 
     def has(self, capability: str) -> bool:

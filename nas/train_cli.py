@@ -16,11 +16,10 @@ from nas.config import option, parse_config
 from nas.data import list_datasets, load_dataset
 from nas.device import resolve_device
 from nas.errors import UserError
-from nas.finetune import SubnetTrainConfig, train_subnet
 from nas.registry import Registry
 from nas.scoring import score_subnet
-from nas.space import get_search_space
-from nas.supernet import SupernetConfig, SupernetTrainer
+from nas.training.subnet import SubnetTrainConfig, read_subnet_file, train_subnet
+from nas.training.supernet import SupernetConfig, SupernetTrainer
 
 
 @dataclass(frozen=True)
@@ -50,8 +49,9 @@ class EvalConfig:
     data: str | None = option(None, "dataset folder; default: the dataset's own default location")
     vld_size: int = option(0, "validation images carved from the training set (as in training)")
     split: str = option("test", "split to measure top-1 on", choices=["valid", "test"])
-    search_space: str = option("mobilenetv3", "search space of the supernet")
-    width_mult: float = option(1.0, "OFA width multiplier (1.0 or 1.2)")
+    search_space: str | None = option(
+        None, "search space of the net.subnet file (default: the default preset's, e.g. mobilenetv3)"
+    )
     bn_batches: int = option(10, "training batches used to recalibrate BatchNorm")
     device: str = option("auto", "auto, cpu, cuda or cuda:N")
     seed: int = option(0, "random seed of the validation split and calibration sample")
@@ -60,8 +60,8 @@ class EvalConfig:
 def run_eval(cfg: EvalConfig) -> int:
     if not cfg.subnet or not cfg.supernet_path:
         raise UserError("train.py eval needs --subnet FILE and --supernet_path FILE")
-    space = get_search_space(cfg.search_space, width_mult=cfg.width_mult)
-    arch = space.read_subnet(cfg.subnet)
+    space, arch = read_subnet_file(cfg.subnet, cfg.search_space)
+    space.require("supernet", "train.py eval")
     data = load_dataset(cfg.dataset, cfg.data, vld_size=cfg.vld_size, seed=cfg.seed)
     split = data.valid if cfg.split == "valid" else data.test
     if split is None:
@@ -75,9 +75,7 @@ def run_eval(cfg: EvalConfig) -> int:
             f"({data.n_classes}); evaluate on the dataset it was trained on"
         )
     supernet.to(device)
-    res = score_subnet(
-        space, supernet, arch, data, split, device, bn_batches=cfg.bn_batches, seed=cfg.seed
-    )
+    res = score_subnet(space, supernet, arch, data, split, device, bn_batches=cfg.bn_batches, seed=cfg.seed)
     res.update(space.costs(arch, data.n_classes))
     print(json.dumps({k: round(v, 4) for k, v in res.items()}))
     return 0

@@ -79,7 +79,7 @@ def test_save_config_round_trips(tmp_path):
     ("module", "cls"),
     [
         ("nas.post_search", "PostSearchConfig"),
-        ("nas.supernet", "SupernetConfig"),
+        ("nas.training.supernet", "SupernetConfig"),
         ("nas.train_cli", "EvalConfig"),
     ],
 )

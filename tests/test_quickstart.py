@@ -1,9 +1,15 @@
-"""nas.quickstart: a re-run re-uses the networks an earlier run chose (and fine-tuned)."""
+"""scripts/quickstart.py: a re-run re-uses the networks an earlier run chose (and fine-tuned)."""
 
+import importlib.util
 import json
 from pathlib import Path
 
-from nas.quickstart import earlier_choices
+_spec = importlib.util.spec_from_file_location(
+    "quickstart", Path(__file__).resolve().parents[1] / "scripts" / "quickstart.py"
+)
+quickstart = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(quickstart)
+earlier_choices = quickstart.earlier_choices
 
 
 def write_choice(final: Path, i: int, run: str = "results/quickstart/search/iter_4.stats", **over) -> Path:

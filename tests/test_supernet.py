@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from nas.data import make_loader
 from nas.scoring import accuracy, recalibrate_bn
-from nas.supernet import SupernetConfig, SupernetTrainer
+from nas.training.supernet import SupernetConfig, SupernetTrainer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,7 +92,8 @@ def test_resume_refuses_other_settings(tmp_path):
     from nas.errors import UserError
 
     with pytest.raises(UserError, match="was trained with seed=0, not 1"):
-        SupernetTrainer(tiny_config(tmp_path / "r", seed=1, resume=True)).train(log=lambda *_: None)
+        again = tiny_config(tmp_path / "r", epochs=1, steps_per_epoch=1, seed=1, resume=True)
+        SupernetTrainer(again).train(log=lambda *_: None)
 
 
 def test_recalibrate_bn_matches_exact_batch_statistics():

@@ -1,4 +1,4 @@
-"""``train.py subnet`` and the fine-tuning loop of nas/finetune.py.
+"""``train.py subnet`` and the one training loop (nas/training/).
 
 Training runs on one thread: the test machine has two cores that are often shared, and two
 oneDNN threads on busy cores are many times slower than one.
@@ -19,24 +19,17 @@ import pytest
 import torch
 import torch.nn as nn
 
-import nas.finetune as ft
+import nas.training.subnet as subnet_module
 from nas.cli import run_cli
 from nas.data import load_dataset, make_loader
 from nas.errors import UserError
-from nas.finetune import (
-    FinetuneConfig,
-    Finetuner,
-    SharpnessAware,
-    SubnetTrainConfig,
-    frozen_bn_stats,
-    prepare_subnet,
-    train_subnet,
-    warmup_cosine,
-)
 from nas.io import load_checkpoint, save_checkpoint
 from nas.scoring import accuracy
 from nas.space import get_search_space
 from nas.train_cli import main
+from nas.training.loop import TrainConfig, TrainLoop, as_channels_last
+from nas.training.optim import SharpnessAware, frozen_bn_stats, warmup_cosine
+from nas.training.subnet import SubnetTrainConfig, load_data, prepare_subnet, train_subnet
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = get_search_space("mobilenetv3", lr=32, ur=32)
@@ -54,7 +47,9 @@ def one_thread_and_cached_data(monkeypatch):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     monkeypatch.setattr(
-        ft, "load_dataset", lambda n, d=None, vld_size=0, seed=0: _cached_dataset(n, d, vld_size, seed)
+        subnet_module,
+        "load_dataset",
+        lambda n, d=None, vld_size=0, seed=0: _cached_dataset(n, d, vld_size, seed),
     )
     yield
     torch.set_num_threads(threads)
@@ -105,7 +100,7 @@ def test_training_from_scratch_improves_test_accuracy(subnet_file, tmp_path):
         vld_size=200,
     )
     job = prepare_subnet(cfg)
-    before = accuracy(job.model.eval(), ft.as_channels_last(_test_batches(job)))["top1"]
+    before = accuracy(job.model.eval(), as_channels_last(_test_batches(job)))["top1"]
     lines = []
     trained = train_subnet(cfg, log=lines.append)
     assert "initial weights: scratch" in lines[0]
@@ -208,10 +203,10 @@ def tiny_net():
 
 @pytest.mark.parametrize("optimizer", ["sgd", "sam", "adam", "adamw"])
 def test_every_optimizer_trains(optimizer, tmp_path):
-    data = ft.load_data(SubnetTrainConfig(max_train_images=256), seed=0)
+    data = load_data(SubnetTrainConfig(max_train_images=256), seed=0)
     net = tiny_net()
     start = {k: v.clone() for k, v in net.state_dict().items()}
-    cfg = FinetuneConfig(
+    cfg = TrainConfig(
         optimizer=optimizer,
         epochs=2,
         batch_size=32,
@@ -220,7 +215,7 @@ def test_every_optimizer_trains(optimizer, tmp_path):
         device="cpu",
         save=str(tmp_path),
     )
-    history = Finetuner(net, data, 32, cfg, log=quiet).fit()
+    history = TrainLoop(net, data, 32, cfg, log=quiet).fit()
     assert len(history) == 2 and all(np.isfinite(r["train_loss"]) for r in history)
     assert not torch.equal(start["0.weight"], net.state_dict()["0.weight"])
     ckpt = load_checkpoint(tmp_path / "checkpoint.pth")
@@ -247,10 +242,10 @@ def test_sam_ascends_by_rho_then_restores_exactly():
 
 
 def test_sam_descends_with_the_perturbed_gradients(tmp_path):
-    data = ft.load_data(SubnetTrainConfig(max_train_images=128), seed=0)
+    data = load_data(SubnetTrainConfig(max_train_images=128), seed=0)
     weights = {}
     for name in ("sgd", "sam"):
-        cfg = FinetuneConfig(
+        cfg = TrainConfig(
             optimizer=name,
             epochs=1,
             steps_per_epoch=1,
@@ -259,7 +254,7 @@ def test_sam_descends_with_the_perturbed_gradients(tmp_path):
             save=str(tmp_path / name),
         )
         net = tiny_net()
-        Finetuner(net, data, 32, cfg, log=quiet).fit()
+        TrainLoop(net, data, 32, cfg, log=quiet).fit()
         weights[name] = net.state_dict()
     w_sgd, w_sam = weights["sgd"]["6.weight"], weights["sam"]["6.weight"]
     assert not torch.equal(w_sgd, w_sam) and torch.allclose(w_sgd, w_sam, atol=0.05)
@@ -318,7 +313,7 @@ def bad_cases(tmp_path, subnet):
         ([], "needs --subnet FILE"),
         (["--subnet", str(tmp_path / "missing.subnet")], "does not exist; pass the net.subnet file"),
         (["--subnet", _write(tmp_path / "nb.subnet", nb201)], "is not a mobilenetv3 network"),
-        (["--subnet", _write(tmp_path / "w.subnet", dict(SMALLEST, w=1.2))], "pass --width_mult 1.2"),
+        (["--subnet", _write(tmp_path / "w.subnet", dict(SMALLEST, w=0.5))], "width multiplier 0.5"),
         (
             ["--subnet", _write(tmp_path / "r.subnet", dict(SMALLEST, r=16))],
             "r = 16 must be an integer >= 32",
@@ -353,6 +348,6 @@ def test_train_py_reports_bad_input_in_one_line(tmp_path):
         timeout=120,
     )
     assert p.returncode == 2 and p.stderr.strip().splitlines() == [
-        f"error: --subnet {str(tmp_path / 'x.subnet')!r} does not exist; pass the net.subnet file of the "
-        "network to train"
+        f"error: --subnet {str(tmp_path / 'x.subnet')!r} does not exist; "
+        "pass the net.subnet file of the network"
     ]

@@ -36,6 +36,7 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 
 from nas.cli import positive_int, run_cli  # noqa: E402
+from nas.costs import measure_costs  # noqa: E402
 from nas.device import resolve_device  # noqa: E402
 from nas.errors import UserError  # noqa: E402
 from nas.io import load_checkpoint, read_json, write_json  # noqa: E402
@@ -43,7 +44,6 @@ from nas.io import load_checkpoint, read_json, write_json  # noqa: E402
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 EXPORTERS = ("dynamo", "legacy")
 DEFAULT_OPSET = 18  # the dynamo exporter's native minimum; onnxruntime >= 1.14 runs it
-CLASSIFIER_KEY = "classifier.linear.weight"  # (n_classes, features) in an OFA MobileNetV3 subnet
 CHECK_SEED = 0
 SCHEMA = "nas-export/1"
 
@@ -86,13 +86,14 @@ def read_state_dict(path: str) -> dict[str, torch.Tensor]:
 
 
 def checkpoint_classes(state: dict[str, torch.Tensor], path: str) -> int:
-    w = state.get(CLASSIFIER_KEY)
-    if w is None or w.dim() != 2:
+    """The class count of a network's state dict: the rows of its last 2-d weight (the classifier)."""
+    weights = [t for k, t in state.items() if k.endswith("weight") and t.dim() == 2]
+    if not weights:
         raise UserError(
-            f"checkpoint {path!r} has no 2-d {CLASSIFIER_KEY}, so it is not an OFA MobileNetV3 subnet "
-            f"state dict (its first key is {next(iter(state))!r})"
+            f"checkpoint {path!r} has no 2-d weight (a classifier), so it is not a network's state dict "
+            f"(its first key is {next(iter(state), None)!r})"
         )
-    return int(w.shape[0])
+    return int(weights[-1].shape[0])
 
 
 def load_strict(model: nn.Module, state: dict[str, torch.Tensor], ckpt: str, subnet: str) -> None:
@@ -249,12 +250,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--format", default="onnx", help="onnx (default) or torchscript")
     p.add_argument("--output", help="the file to write (default: net.onnx / net.pt next to --subnet)")
     p.add_argument(
-        "--search_space",
-        default="mobilenetv3",
-        help="registered search space name; only mobilenetv3 can be exported so far",
+        "--search_space", help="registered search space of the subnet (default: the default preset's)"
     )
-    p.add_argument("--width_mult", help="1.0 or 1.2 (default: the subnet's w, else 1.0)")
-    p.add_argument("--resolution", help="input height and width (default: the subnet's r)")
+    p.add_argument("--width_mult", help="OFA spaces: 1.0 or 1.2 (default: the subnet's w, else 1.0)")
+    p.add_argument(
+        "--resolution", help="input height and width (default: the subnet's r; 32 for spaces without one)"
+    )
     p.add_argument("--n_classes", help="classes of a random-weight network, without --ckpt (default 1000)")
     p.add_argument(
         "--batch_size",
@@ -278,8 +279,6 @@ def main(argv: list[str] | None = None) -> int:
     # ---- check every input before the slow work
     if args.format not in FORMATS:
         raise UserError(f"unknown --format {args.format!r}; use {' or '.join(FORMATS)}")
-    if args.search_space != "mobilenetv3":
-        raise UserError(f"--search_space {args.search_space!r} cannot be exported yet; use mobilenetv3")
     onnx_format = args.format == "onnx"
     if not onnx_format and (args.opset is not None or args.exporter is not None):
         raise UserError("--opset and --exporter apply to --format onnx only; drop them for torchscript")
@@ -301,19 +300,18 @@ def main(argv: list[str] | None = None) -> int:
             require("onnxscript", "onnxscript", "the dynamo ONNX exporter")
 
     raw = read_json(args.subnet, "subnet file")
-    from nas.space import get_search_space  # imports ofa and torchvision: after the cheap checks
+    if args.width_mult is not None and isinstance(raw, dict):
+        raw = {**raw, "w": non_negative_float(args.width_mult, "--width_mult", "1.2")}
+    from nas.search.description import default_space_name
+    from nas.space import SEARCH_SPACES
 
-    if args.width_mult is not None:
-        width = non_negative_float(args.width_mult, "--width_mult", "1.2")
-    else:
-        width = raw.get("w", 1.0) if isinstance(raw, dict) else 1.0
-    space = get_search_space(args.search_space, lr=32, ur=32, width_mult=width)
     try:
+        space = SEARCH_SPACES.get(args.search_space or default_space_name()).for_arch(raw)
         arch = space.validate(raw)
     except UserError as e:
         raise UserError(f"subnet file {args.subnet!r}: {e}") from None
-    resolution = positive_int(args.resolution, "--resolution") or arch["r"]
-    if resolution < 32:
+    resolution = positive_int(args.resolution, "--resolution") or space.resolution(arch) or 32
+    if space.has("resolution") and resolution < 32:
         raise UserError(f"--resolution {resolution} is below 32 pixels; the network downsamples 32x")
 
     if args.ckpt is not None:
@@ -343,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"warning: no --ckpt: random weights ({n_classes} classes); use the file for latency only")
     model = model.to(device).eval()
-    costs = space.costs({**arch, "r": resolution}, n_classes)
+    costs = measure_costs(model, resolution, device)
     input_shape = [batch_size, 3, resolution, resolution]
     print(
         f"subnet {args.subnet}: input {'x'.join(map(str, input_shape))}, {n_classes} classes, "
@@ -403,9 +401,10 @@ def main(argv: list[str] | None = None) -> int:
         "params": costs["params"],
         "macs": costs["macs"],
         "activations": costs["activations"],
-        "search_space": args.search_space,
-        "arch": {**arch, "r": resolution},
-        "arch_id": space.arch_id({**arch, "r": resolution}),
+        "search_space": space.name,
+        "arch": arch,
+        "arch_id": space.arch_id(arch),
+        "resolution": resolution,
         "subnet": os.path.abspath(args.subnet),
         "ckpt": os.path.abspath(args.ckpt) if args.ckpt else None,
         "random_weights": state is None,

@@ -92,6 +92,14 @@ _REGISTRIES = {
 }
 
 
+def default_space_name() -> str:
+    """The search space of the ``default`` preset: what the commands use when none is named."""
+    if DEFAULT_PRESET not in PRESETS:
+        raise UserError("no plug-in registers a default preset; name the search space with --search_space")
+    space = PRESETS.get(DEFAULT_PRESET).description.get("space")
+    return space["name"] if isinstance(space, Mapping) else str(space)
+
+
 def registry(role: str) -> Registry:
     """The registry a role's components are looked up in."""
     module, name = _REGISTRIES[role]

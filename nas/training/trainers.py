@@ -1,7 +1,7 @@
 """Trainers: how a candidate is trained before it is measured (the middle step of the pipeline).
 
 A trainer is a registered component (:data:`TRAINERS`) whose ``train(model, arch, ctx)`` trains
-the model in place with the one training loop (:class:`nas.finetune.Finetuner`: every optimiser
+the model in place with the one training loop (:class:`nas.training.loop.TrainLoop`: every optimiser
 of the registry, SAM included, warm-up + cosine, AMP on CUDA) and returns metrics of its
 training; its :meth:`Trainer.loss` is the loop's loss hook, so a task trainer (early exits,
 layer skipping) overrides that and keeps the loop. ``single_exit`` is plain fine-tuning with
@@ -80,12 +80,12 @@ class LoopTrainer(Trainer):
         return self.options.n_epochs > 0
 
     def train(self, model: nn.Module, arch: Any, ctx: EvalContext) -> dict[str, Any]:
-        from nas.finetune import FinetuneConfig, Finetuner
+        from nas.training.loop import TrainConfig, TrainLoop
 
         o = self.options
         if o.n_epochs == 0:
             return {}
-        cfg = FinetuneConfig(
+        cfg = TrainConfig(
             epochs=o.n_epochs,
             batch_size=o.batch_size,
             optimizer=o.optimizer,
@@ -104,7 +104,7 @@ class LoopTrainer(Trainer):
             save=None,  # nothing on disk: the search keeps the weights it wants
         )
         data = dataclasses.replace(ctx.data, valid=None)  # the measures score the validation split
-        loop = Finetuner(model, data, ctx.resolution(arch), cfg, loss_fn=self.loss, log=lambda *_: None)
+        loop = TrainLoop(model, data, ctx.resolution(arch), cfg, loss_fn=self.loss, log=lambda *_: None)
         history = loop.fit()
         return {"train_loss": history[-1]["train_loss"]}
 

@@ -1,4 +1,5 @@
-"""``make quickstart``: the whole job on the embedded CIFAR-10 subset, on whatever device is here.
+"""``make quickstart`` (``python scripts/quickstart.py``): the whole job on the embedded CIFAR-10
+subset, on whatever device is here.
 
 1. Trains (or, when already trained, re-uses) an OFA MobileNetV3 supernet at 32 px.
 2. Runs a short ``msunas`` search over its subnets (top-1 on the 1,000 validation images that
@@ -19,19 +20,21 @@ import os
 import sys
 import time
 
-from nas.cli import run_cli
-from nas.config import parse_config
-from nas.errors import UserError
-from nas.finetune import SubnetTrainConfig, train_subnet
-from nas.io import read_json, write_json
-from nas.plugins import plugin_list
-from nas.post_search import PostSearchConfig, post_search, tag_of
-from nas.scoring import score_subnet
-from nas.search.archive import read_stats
-from nas.search.description import RunSpec
-from nas.search.factory import build_run
-from nas.search.loop import Search, latest_stats
-from nas.supernet import SupernetConfig, SupernetTrainer
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from nas.cli import run_cli  # noqa: E402
+from nas.config import parse_config  # noqa: E402
+from nas.errors import UserError  # noqa: E402
+from nas.io import read_json, write_json  # noqa: E402
+from nas.plugins import plugin_list  # noqa: E402
+from nas.post_search import PostSearchConfig, post_search, tag_of  # noqa: E402
+from nas.scoring import score_subnet  # noqa: E402
+from nas.search.archive import read_stats  # noqa: E402
+from nas.search.description import RunSpec  # noqa: E402
+from nas.search.factory import build_run  # noqa: E402
+from nas.search.loop import Search, latest_stats  # noqa: E402
+from nas.training.subnet import SubnetTrainConfig, train_subnet  # noqa: E402
+from nas.training.supernet import SupernetConfig, SupernetTrainer  # noqa: E402
 
 # What differs from `train.py supernet`'s defaults: a CPU-sized run on the embedded data.
 QUICKSTART = dict(
@@ -119,7 +122,7 @@ def earlier_choices(final: str, stats_path: str, n: int, prefer: str) -> list[st
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m nas.quickstart", description=__doc__)
+    parser = argparse.ArgumentParser(prog="scripts/quickstart.py", description=__doc__)
     cfg = parse_config(SupernetConfig, argv, parser, defaults=QUICKSTART)
     t0 = time.time()
     trainer = SupernetTrainer(cfg)
@@ -151,7 +154,6 @@ def main(argv: list[str] | None = None) -> int:
             **QUICKSTART_FINETUNE,
             subnet=os.path.join(folder, "net.subnet"),
             init=os.path.join(folder, "ckpt.pth"),
-            width_mult=cfg.width_mult,
             dataset=cfg.dataset,
             data=cfg.data,
             vld_size=cfg.vld_size,
