@@ -69,12 +69,11 @@ class SubnetEvaluator(Evaluator):
                 f"--n_classes {o.n_classes} does not match {o.dataset} ({spec.n_classes} classes)"
             )
         self.n_classes, self.image_size = spec.n_classes, spec.image_size
-        if o.pretrained and self.space.has("supernet"):
+        if o.pretrained:
+            self.space.require("supernet", "--pretrained (use --no-pretrained to train networks from scratch)")
             if o.supernet_path is not None and not os.path.isfile(o.supernet_path):
                 raise UserError(f"--supernet_path {o.supernet_path!r} does not exist; check the path")
-        elif o.pretrained and o.supernet_path is not None:
-            self.space.require("supernet", "--supernet_path")
-        if self.trainer is None and not o.pretrained:
+        if not o.pretrained and not (self.trainer is not None and self.trainer.changes_weights()):
             raise UserError("--no-pretrained networks need a trainer that trains them (--n_epochs > 0)")
         self.supernet: nn.Module | None = None
         self.ctx: EvalContext | None = None

@@ -13,8 +13,10 @@ SPACES = [n for n in list_search_spaces() if n in ("mobilenetv3", "nb201")]
 
 @pytest.fixture(params=SPACES)
 def subnet_file(request, tmp_path):
-    space = get_search_space(request.param) if request.param != "mobilenetv3" else get_search_space(
-        "mobilenetv3", lr=32, ur=32
+    space = (
+        get_search_space(request.param)
+        if request.param != "mobilenetv3"
+        else get_search_space("mobilenetv3", lr=32, ur=32)
     )
     arch = space.sample(1, np.random.default_rng(0))[0]
     path = tmp_path / "net.subnet"

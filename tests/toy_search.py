@@ -73,6 +73,8 @@ def toy_config(save, **kw) -> RunSpec:
         trainer=None,
         measures=[],
     )
+    if kw.get("strategy", "msunas") != "msunas":  # the surrogate and NSGA-II settings are msunas's
+        base = {k: v for k, v in base.items() if k not in ("pop_size", "n_gen", "predictor")}
     base.update(kw)
     return RunSpec.from_flat(base, plugins=plugin_list([PLUGIN]))
 

@@ -202,7 +202,8 @@ class _RayWorker:
 
 _RAY_HINT = (
     "start a cluster with `ray start --head` and pass auto (on that machine) or the HOST:PORT it prints, "
-    "or use --ray_address local"
+    "or use --ray_address local; a cluster with token authentication needs its RAY_AUTH_MODE and "
+    "RAY_AUTH_TOKEN here too"
 )
 
 
