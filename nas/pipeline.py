@@ -70,7 +70,7 @@ class SubnetEvaluator(Evaluator):
             )
         self.n_classes, self.image_size = spec.n_classes, spec.image_size
         if o.pretrained:
-            self.space.require("supernet", "--pretrained (use --no-pretrained to train networks from scratch)")
+            self.space.require("supernet", "--pretrained (--no-pretrained trains networks from scratch)")
             if o.supernet_path is not None and not os.path.isfile(o.supernet_path):
                 raise UserError(f"--supernet_path {o.supernet_path!r} does not exist; check the path")
         if not o.pretrained and not (self.trainer is not None and self.trainer.changes_weights()):
