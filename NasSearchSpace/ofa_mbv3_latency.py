@@ -37,6 +37,9 @@ from nas.config import option
 from nas.cost_providers import COST_PROVIDERS, CostProvider
 from nas.errors import UserError
 from NasSearchSpace.ofa_mbv3_layout import (
+    D_OPTIONS,
+    E_OPTIONS,
+    KS_OPTIONS,
     MAX_DEPTH,
     N_BLOCKS,
     N_STAGES,
@@ -258,9 +261,9 @@ class LatencyTable:
 
     def min_latency(
         self,
-        ks_options: Sequence[int] = (3, 5, 7),
-        e_options: Sequence[float] = (3, 4, 6),
-        d_options: Sequence[int] = (2, 3, 4),
+        ks_options: Sequence[int] = KS_OPTIONS,
+        e_options: Sequence[float] = E_OPTIONS,
+        d_options: Sequence[int] = D_OPTIONS,
     ) -> float:
         """The smallest latency of any arch with these options.
 

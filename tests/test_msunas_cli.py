@@ -14,12 +14,25 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def msunas(*args):
+    """``msunas.py`` as a program: a process of its own."""
     return subprocess.run(
         [sys.executable, "msunas.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
 
 
-def test_nb201_benchmark_run_and_resume(tmp_path):
+def msunas_here(capsys, *args):
+    """``msunas.py`` in this process (the script is ``run_cli(main)`` and nothing else): faster."""
+    from types import SimpleNamespace
+
+    from nas.cli import run_cli
+    from nas.search.cli import main
+
+    code = run_cli(main, list(args))
+    out = capsys.readouterr()
+    return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
+
+
+def test_nb201_benchmark_run_and_resume(tmp_path, capsys):
     save = tmp_path / "nb"
     p = msunas("--benchmark", "nb201", "--iterations", "2", "--predictor", "carts", "--save", str(save))
     assert p.returncode == 0, p.stderr
@@ -30,15 +43,17 @@ def test_nb201_benchmark_run_and_resume(tmp_path):
     pts = np.array([[100 - r.metrics["top1"], r.metrics["flops"]] for r in a.ok()])
     assert hv_ratio(pts, "cifar10") > 0.9  # random search with 70 evaluations: about 0.84
     # --resume DIR alone continues the run with its own settings (benchmark, predictor, save, ...)
-    p = msunas("--resume", str(save), "--iterations", "3")
+    p = msunas_here(capsys, "--resume", str(save), "--iterations", "3")
     assert p.returncode == 0, p.stderr
     assert "resumed from" in p.stdout and len(read_stats(save / "iter_3.stats")["archive_obj"]) == 80
     assert read_stats(save / "iter_3.stats")["run"]["strategy"]["predictor"] == "carts"
 
 
-def test_sec_obj_none_makes_a_preset_single_objective(tmp_path):
+def test_sec_obj_none_makes_a_preset_single_objective(tmp_path, capsys):
     save = tmp_path / "single"
-    p = msunas("--benchmark", "nb201", "--sec_obj", "none", "--iterations", "1", "--save", str(save))
+    p = msunas_here(
+        capsys, "--benchmark", "nb201", "--sec_obj", "none", "--iterations", "1", "--save", str(save)
+    )
     assert p.returncode == 0, p.stderr
     stats = read_stats(save / "iter_1.stats")
     assert stats["objectives"] == ["top1"] and stats["run"]["objectives"] == [{"name": "top1"}]
@@ -77,12 +92,12 @@ def test_bad_input_exits_2_with_one_line(tmp_path, args, message, capsys):
     assert not (tmp_path / "r").exists()
 
 
-def test_config_file_sets_defaults_and_flags_win(tmp_path):
+def test_config_file_sets_defaults_and_flags_win(tmp_path, capsys):
     import yaml
 
     cfg = tmp_path / "search.yaml"
     cfg.write_text(yaml.safe_dump({"benchmark": "nb201", "iterations": 3, "predictor": "carts", "n_doe": 20}))
-    p = msunas("--config", str(cfg), "--iterations", "1", "--save", str(tmp_path / "run"))
+    p = msunas_here(capsys, "--config", str(cfg), "--iterations", "1", "--save", str(tmp_path / "run"))
     assert p.returncode == 0, p.stderr
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     loop, objectives = saved["loop"], [o["name"] for o in saved["objectives"]]
@@ -95,13 +110,13 @@ def test_config_file_sets_defaults_and_flags_win(tmp_path):
     assert len(read_stats(tmp_path / "run" / "iter_1.stats")["archive_obj"]) == 30
 
 
-def test_resume_from_a_foreign_stats_file_exits_2_and_keeps_it(tmp_path):
+def test_resume_from_a_foreign_stats_file_exits_2_and_keeps_it(tmp_path, capsys):
     run = tmp_path / "old"
     run.mkdir()
     foreign = run / "iter_3.stats"
     text = '{"archive": [[{"ks": []}, 10.0, 2.0]]}'  # an nsganetv2-style file
     foreign.write_text(text)
-    p = msunas("--resume", str(run))
+    p = msunas_here(capsys, "--resume", str(run))
     lines = p.stderr.strip().splitlines()
     assert p.returncode == 2 and len(lines) == 1 and "not a stats file of this toolkit" in lines[0]
     assert foreign.read_text() == text and sorted(run.iterdir()) == [foreign]

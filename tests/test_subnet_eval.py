@@ -68,14 +68,17 @@ def test_construction_is_cheap_and_setup_loads(supernet_file):
     assert ev.supernet is not None and len(ev.ctx.data.valid) == 200
 
 
-def test_finetuning_changes_the_score_not_the_supernet(supernet_file):
-    ev = make(supernet_file, n_epochs=1)
+@pytest.mark.parametrize("optimizer", ["sgd", "sam"])
+def test_finetuning_changes_the_score_not_the_supernet(supernet_file, optimizer):
+    """The search-time trainer runs the one training loop: every optimiser, SAM included."""
+    ev = make(supernet_file, n_epochs=1, optimizer=optimizer)
     few_images(ev)
     before = {k: v.clone() for k, v in ev.supernet.state_dict().items()}
     arch = ev.space.smallest()
     tuned = ev.measure(arch)
     plain = make(supernet_file).measure(arch)
     assert tuned["top1"] != plain["top1"] or tuned["top5"] != plain["top5"]
+    assert tuned["train_loss"] > 0 and "train_loss" not in plain
     assert all(torch.equal(v, before[k]) for k, v in ev.supernet.state_dict().items())
 
 

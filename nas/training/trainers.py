@@ -85,19 +85,10 @@ class LoopTrainer(Trainer):
         o = self.options
         if o.n_epochs == 0:
             return {}
+        shared = {f.name for f in dataclasses.fields(TrainConfig)} & {f.name for f in dataclasses.fields(o)}
         cfg = TrainConfig(
+            **{k: getattr(o, k) for k in shared},
             epochs=o.n_epochs,
-            batch_size=o.batch_size,
-            optimizer=o.optimizer,
-            base_lr=o.base_lr,
-            momentum=o.momentum,
-            weight_decay=o.weight_decay,
-            sam_rho=o.sam_rho,
-            warmup_epochs=o.warmup_epochs,
-            label_smoothing=o.label_smoothing,
-            grad_clip=o.grad_clip,
-            amp=o.amp,
-            steps_per_epoch=o.steps_per_epoch,
             device=str(ctx.device),
             num_workers=ctx.num_workers,
             seed=ctx.seed,
