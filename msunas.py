@@ -11,4 +11,4 @@ from nas.cli import run_cli
 from nas.search.cli import main
 
 if __name__ == "__main__":
-    sys.exit(run_cli(main))
+    sys.exit(run_cli(main, plugins_flag=True))

@@ -176,3 +176,24 @@ def test_a_ray_cluster_of_separate_processes_runs_a_plugin_space(tmp_path):
                 os.killpg(node.pid, signal.SIGKILL)
     assert p.returncode == 0, p.stderr
     assert read_stats(tmp_path / "ray" / "iter_3.stats")["archive"] == reference
+
+
+def test_every_command_takes_plugins(tmp_path, capsys):
+    """``--plugins`` loads a plug-in for the tools too: cost counting and export of its networks."""
+    from tools import export, net_info
+
+    subnet = tmp_path / "net.subnet"
+    subnet.write_text(json.dumps({"w": [8, 16, 24], "d": [1, 2, 1]}))
+    args = ["--plugins", PLUGIN, "--search_space", "demo_cnn", "--subnet", str(subnet), "--n_classes", "10"]
+    assert run_cli(net_info.main, [*args, "--method", "hooks", "--device", "cpu"]) == 0
+    assert json.loads(capsys.readouterr().out)["macs"] > 0
+    for fmt, out in (("torchscript", tmp_path / "demo.pt"), ("onnx", tmp_path / "demo.onnx")):
+        assert run_cli(export.main, [*args, "--format", fmt, "--output", str(out)]) == 0
+        record = json.loads(out.with_name(out.name + ".json").read_text())
+        # the network returns one output per stage head: every one is exported and checked
+        assert record["search_space"] == "demo_cnn" and record["n_outputs"] == 3 and record["check"]["passed"]
+    capsys.readouterr()
+    import subprocess as sp
+
+    p = sp.run([sys.executable, "tools/net_info.py", *args[2:]], cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode == 2 and "unknown search space 'demo_cnn'" in p.stderr  # not without the plug-in

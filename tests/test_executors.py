@@ -33,7 +33,7 @@ def test_process_workers_give_the_same_archive_as_in_process(tmp_path, capsys):
     from nas.search.cli import main
 
     args = ["--benchmark", "nb201", "--iterations", "1", "--predictor", "carts"]
-    assert run_cli(main, [*args, "--save", str(tmp_path / "inproc")]) == 0
+    assert run_cli(main, [*args, "--save", str(tmp_path / "inproc")], plugins_flag=True) == 0
     capsys.readouterr()
     p = subprocess.run(
         [sys.executable, "msunas.py", *args, "--save", str(tmp_path / "procs"), "--n_jobs", "2"],

@@ -27,7 +27,7 @@ def msunas_here(capsys, *args):
     from nas.cli import run_cli
     from nas.search.cli import main
 
-    code = run_cli(main, list(args))
+    code = run_cli(main, list(args), plugins_flag=True)
     out = capsys.readouterr()
     return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
 
@@ -86,7 +86,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, args, message, capsys):
     from nas.cli import run_cli
     from nas.search.cli import main
 
-    assert run_cli(main, [*args, "--save", str(tmp_path / "r")]) == 2
+    assert run_cli(main, [*args, "--save", str(tmp_path / "r")], plugins_flag=True) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], lines
     assert not (tmp_path / "r").exists()

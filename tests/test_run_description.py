@@ -81,7 +81,7 @@ def test_runs_of_the_older_flat_configuration_resume(tmp_path, capsys):
         "--save",
         str(save),
     ]
-    assert run_cli(main, args) == 0
+    assert run_cli(main, args, plugins_flag=True) == 0
     stats = json.loads((save / "iter_1.stats").read_text())
     run = stats.pop("run")
     stats.pop("strategy")
@@ -97,7 +97,7 @@ def test_runs_of_the_older_flat_configuration_resume(tmp_path, capsys):
         "penalty": 1e10,
     }  # fmt: skip
     (save / "iter_1.stats").write_text(json.dumps(stats))
-    assert run_cli(main, ["--resume", str(save), "--iterations", "2"]) == 0
+    assert run_cli(main, ["--resume", str(save), "--iterations", "2"], plugins_flag=True) == 0
     new = read_stats(save / "iter_2.stats")
     assert new["run"]["strategy"] == run["strategy"] and new["run"]["space"] == run["space"]
     assert len(new["archive"]) == 20 + 2 * 10

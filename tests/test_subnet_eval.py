@@ -160,7 +160,7 @@ def test_msunas_refuses_impossible_constraints(tmp_path, supernet_file, capsys):
         "--save",
         str(tmp_path / "r"),
     ]
-    assert run_cli(main, args) == 2
+    assert run_cli(main, args, plugins_flag=True) == 2
     assert "no architecture meets the constraints" in capsys.readouterr().err
 
 

@@ -131,10 +131,23 @@ def temp_path_for(output: str) -> str:
     return tmp
 
 
-def export_onnx(model: nn.Module, example: torch.Tensor, path: str, exporter: str, opset: int) -> int:
+def tensors_of(out: Any) -> list[torch.Tensor]:
+    """A model's outputs as a list: several for multi-output models (one per exit), else one."""
+    return list(out) if isinstance(out, (list, tuple)) else [out]
+
+
+def output_names(n: int) -> list[str]:
+    """``logits`` for a single output; ``logits_0`` .. ``logits_<n-1>`` (the last the network's own)."""
+    return ["logits"] if n == 1 else [f"logits_{i}" for i in range(n)]
+
+
+def export_onnx(
+    model: nn.Module, example: torch.Tensor, path: str, exporter: str, opset: int, n_outputs: int = 1
+) -> int:
     """Write ``model`` as one self-contained ONNX file; returns the opset written."""
     onnx = require("onnx", "onnx", "--format onnx")
-    kwargs: dict[str, Any] = {"input_names": ["input"], "output_names": ["logits"], "opset_version": opset}
+    names = output_names(n_outputs)
+    kwargs: dict[str, Any] = {"input_names": ["input"], "output_names": names, "opset_version": opset}
     if exporter == "dynamo":
         require("onnxscript", "onnxscript", "the dynamo ONNX exporter")
         kwargs.update(
@@ -144,7 +157,7 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str, exporter: st
             dynamic_shapes=({0: torch.export.Dim("batch")},),
         )
     else:
-        kwargs.update(dynamo=False, dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+        kwargs.update(dynamo=False, dynamic_axes={n: {0: "batch"} for n in ["input", *names]})
     try:
         with warnings.catch_warnings():
             # --exporter legacy is a deliberate choice; its DeprecationWarning would only repeat it
@@ -172,26 +185,27 @@ def export_torchscript(model: nn.Module, example: torch.Tensor, path: str) -> No
         # torch.jit is deprecated (FutureWarning on every call) but is what --format torchscript asks for
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=FutureWarning)
         with torch.no_grad():
-            traced = torch.jit.trace(model, example, check_trace=False)  # checked below, after reload
+            # strict=False: multi-exit networks return a list of logits, one per exit
+            traced = torch.jit.trace(model, example, check_trace=False, strict=False)  # checked after reload
         traced.save(path)
 
 
 def load_runner(fmt: str, path: str, device: torch.device):
-    """A function ``x (CPU tensor) -> outputs (NumPy)`` running the saved file."""
+    """A function ``x (CPU tensor) -> outputs (a list of NumPy arrays)`` running the saved file."""
     if fmt == "onnx":
         onnx = require("onnx", "onnx", "--format onnx")
         ort = require("onnxruntime", "onnxruntime", "checking an ONNX file")
         onnx.checker.check_model(path, full_check=True)  # structure and shape inference
         session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
         name = session.get_inputs()[0].name
-        return lambda x: session.run(None, {name: x.numpy()})[0]
+        return lambda x: session.run(None, {name: x.numpy()})
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=FutureWarning)
         loaded = torch.jit.load(path, map_location=device)
 
-    def run(x: torch.Tensor) -> np.ndarray:
+    def run(x: torch.Tensor) -> list[np.ndarray]:
         with torch.no_grad():
-            return loaded(x.to(device)).cpu().numpy()
+            return [t.cpu().numpy() for t in tensors_of(loaded(x.to(device)))]
 
     return run
 
@@ -204,13 +218,16 @@ def check_outputs(model, runner, batch_size: int, resolution: int, device, atol:
     for shape in shapes:
         x = torch.randn(shape, generator=gen)
         with torch.no_grad():
-            ref = model(x.to(device)).cpu().numpy()
-        out = np.asarray(runner(x))
-        if out.shape != ref.shape:
-            raise RuntimeError(f"output shape {out.shape} for input {shape}, PyTorch gives {ref.shape}")
-        diff = np.abs(out.astype(np.float64) - ref.astype(np.float64))
-        max_diff = max(max_diff, float(np.max(diff)))  # nan propagates and fails below
-        passed = passed and bool(np.all(diff <= atol + rtol * np.abs(ref)))
+            refs = [t.cpu().numpy() for t in tensors_of(model(x.to(device)))]
+        outs = [np.asarray(o) for o in runner(x)]
+        if len(outs) != len(refs):
+            raise RuntimeError(f"{len(outs)} outputs for input {shape}, PyTorch gives {len(refs)}")
+        for out, ref in zip(outs, refs, strict=True):
+            if out.shape != ref.shape:
+                raise RuntimeError(f"output shape {out.shape} for input {shape}, PyTorch gives {ref.shape}")
+            diff = np.abs(out.astype(np.float64) - ref.astype(np.float64))
+            max_diff = max(max_diff, float(np.max(diff)))  # nan propagates and fails below
+            passed = passed and bool(np.all(diff <= atol + rtol * np.abs(ref)))
     return {
         "seed": CHECK_SEED,
         "input_shapes": [list(s) for s in shapes],
@@ -348,10 +365,12 @@ def main(argv: list[str] | None = None) -> int:
         f"{costs['params']:.3f} M params, {costs['macs']:.2f} M MACs"
     )
     example = torch.randn(input_shape, generator=torch.Generator().manual_seed(CHECK_SEED)).to(device)
+    with torch.no_grad():
+        n_outputs = len(tensors_of(model(example)))  # several for multi-exit networks
     tmp = temp_path_for(output)
     try:
         if onnx_format:
-            written_opset = export_onnx(model, example, tmp, exporter, opset)
+            written_opset = export_onnx(model, example, tmp, exporter, opset, n_outputs)
         else:
             written_opset = None
             export_torchscript(model, example, tmp)
@@ -392,7 +411,9 @@ def main(argv: list[str] | None = None) -> int:
         "exporter": exporter if onnx_format else "torch.jit.trace",
         "opset": written_opset,
         "input_name": "input" if onnx_format else None,
-        "output_name": "logits" if onnx_format else None,
+        "output_name": "logits" if onnx_format and n_outputs == 1 else None,
+        "output_names": output_names(n_outputs) if onnx_format else None,
+        "n_outputs": n_outputs,
         "input_shape": input_shape,
         "dynamic_batch": True,  # ONNX: a symbolic axis; TorchScript: traced ops take any batch (checked)
         "n_classes": n_classes,
