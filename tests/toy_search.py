@@ -29,6 +29,7 @@ class ToyEvaluator(Evaluator):
         fail_prefixes: list[str] = field(default_factory=list, metadata={"help": "ids that fail"})
         delay: float = option(0.0, "seconds each evaluation sleeps")
         dataset: str = option("cifar10_embedded", "the dataset name the run records (nothing is loaded)")
+        die_after: int | None = option(None, "stop the process as a kill would, at this evaluation")
 
     def __init__(self, options=None, **kwargs):
         super().__init__(options, **kwargs)
@@ -41,6 +42,9 @@ class ToyEvaluator(Evaluator):
 
     def measure(self, arch):
         time.sleep(self.options.delay)
+        self.calls = getattr(self, "calls", 0) + 1
+        if self.options.die_after is not None and self.calls > self.options.die_after:
+            raise KeyboardInterrupt("killed")  # not an Exception: nothing records it, the run stops here
         if self.space.arch_id(arch).startswith(tuple(self.options.fail_prefixes)):
             raise RuntimeError("injected failure")
         c = self.space.costs(arch, 10)
