@@ -2,7 +2,6 @@
 
 import hashlib
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,13 +17,10 @@ N_CLASSES = 10
 
 
 def export(*args):
-    return subprocess.run(
-        [sys.executable, "tools/export.py", *map(str, args)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    """``tools/export.py`` in this process: exit status and output as the script gives them."""
+    from tests.cli_here import run_main
+
+    return run_main("tools.export", *args)
 
 
 def trained_like(space, arch, seed):

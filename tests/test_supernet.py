@@ -115,7 +115,15 @@ def test_accuracy_counts_topk():
 
 
 def run(*args):
+    """``train.py`` as a program of its own (the first call of the end-to-end test)."""
     return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def train_here(*args):
+    """``train.py`` in this process (the script is run_cli(main) and nothing else)."""
+    from tests.cli_here import run_main
+
+    return run_main("train", *args)
 
 
 def test_train_cli_supernet_then_eval(tmp_path):
@@ -148,8 +156,7 @@ def test_train_cli_supernet_then_eval(tmp_path):
     assert (save / "supernet.pth").is_file()
     subnet = tmp_path / "net.subnet"
     subnet.write_text(json.dumps({"ks": [5] * 20, "e": [4] * 20, "d": [3] * 5, "r": 32}))
-    p = run(
-        "train.py",
+    p = train_here(
         "eval",
         "--subnet",
         str(subnet),
@@ -176,7 +183,7 @@ def test_train_cli_supernet_then_eval(tmp_path):
     ],
 )
 def test_train_cli_bad_input(args, message):
-    p = run("train.py", *args)
+    p = train_here(*args)
     assert p.returncode == 2, p.stderr
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], p.stderr
@@ -188,8 +195,7 @@ def test_eval_rejects_checkpoint_of_other_class_count(tmp_path):
 
     save_checkpoint(tmp_path / "c100.pth", get_search_space("mobilenetv3").make_supernet(100).state_dict())
     (tmp_path / "net.subnet").write_text(json.dumps({"ks": [3] * 20, "e": [3] * 20, "d": [2] * 5, "r": 32}))
-    p = run(
-        "train.py",
+    p = train_here(
         "eval",
         "--subnet",
         str(tmp_path / "net.subnet"),

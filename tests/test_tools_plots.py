@@ -2,8 +2,6 @@
 their numbers, unique default output folders, and one-line errors for bad inputs."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -35,10 +33,11 @@ def results(tmp_path_factory):
     return root
 
 
-def run_tool(name: str, *args) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, f"tools/{name}.py", *map(str, args)], cwd=ROOT, capture_output=True, text=True
-    )
+def run_tool(name: str, *args):
+    """``tools/<name>.py`` in this process: exit status and output as the script gives them."""
+    from tests.cli_here import run_main
+
+    return run_main(f"tools.{name}", *args)
 
 
 def files_of(out: Path, *stems: str) -> dict:
