@@ -140,8 +140,10 @@ def _part_value(role: str, value: Any, current: Part | None) -> Part | None:
         return None
     if isinstance(value, str):
         name, values = value, {}
-    elif isinstance(value, Mapping) and "name" in value:
-        name, values = value["name"], {k: v for k, v in value.items() if k != "name"}
+    elif isinstance(value, Mapping) and ("name" in value or current is not None):
+        # a mapping without a name sets options of the component already chosen
+        name = value.get("name", current.name if current is not None else None)
+        values = {k: v for k, v in value.items() if k != "name"}
     else:
         raise UserError(f"{role}: expected a component name or a mapping with 'name', got {value!r}")
     base = dataclasses.asdict(current.options) if current is not None and current.name == name else {}
