@@ -117,7 +117,7 @@ def build_run(spec: RunSpec, evaluator: Evaluator | None = None, log: Any = prin
     if len(scorer) == 1 and not strategy.single_objective:
         raise UserError(f"strategy {part.name!r} needs two objectives or more; give --sec_obj")
     strategy.check()
-    need = getattr(strategy, "min_archive", lambda: 2)()
+    need = strategy.min_archive()
     if loop.iterations > 0 and loop.n_doe < need:
         predictor = getattr(strategy.options, "predictor", "?")
         raise UserError(

@@ -80,6 +80,10 @@ class Strategy(Component):
     def check(self) -> None:
         """Refuse settings that cannot work, before anything is evaluated (default: nothing)."""
 
+    def min_archive(self) -> int:
+        """The fewest successful initial evaluations :meth:`ask` can work from (``--n_doe``'s floor)."""
+        return 2
+
     def initial(self, rng: np.random.Generator) -> list[Arch]:
         """The initial archive: the smallest and the largest architecture, then random ones, ``n_doe``
         distinct networks in all."""
