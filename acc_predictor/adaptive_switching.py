@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from acc_predictor.common import random_subset
 from nas.errors import UserError
 from nas.surrogate import (
     SURROGATES,
@@ -31,6 +32,8 @@ class AdaptiveSwitching(Surrogate):
     last, and ties go to the lower mean rmse, then to the candidate order. ``predict`` delegates to
     the winner.
 
+    Above ``max_cv_samples`` rows the cross-validation runs on a random subset of that many.
+
     After ``fit``: ``chosen`` (the winner's name), ``model_`` (the winner, refitted on all data),
     ``scores`` (per candidate: cross-validated rmse, rho, tau, tau_std and the selection ``score``)
     and ``cv_quality_`` (the winner's cross-validated quality plus ``chosen`` and ``candidates``;
@@ -40,6 +43,10 @@ class AdaptiveSwitching(Surrogate):
     name = "as"
     cross_validates = True
     default_candidates = ("ridge", "gp", "rbf", "carts", "mlp")
+    # The choice is made on a random subset of at most this many rows (the winner is refitted on
+    # all): the ranking of five models is settled long before, and it keeps an iteration's cost
+    # flat in the archive size (B7: 5,000 archs).
+    max_cv_samples = 1000
 
     def __init__(self, rng: np.random.Generator, k: int = 5, candidates: Sequence[str] | None = None) -> None:
         super().__init__(rng)
@@ -64,10 +71,12 @@ class AdaptiveSwitching(Surrogate):
         return super().fit(X, y)
 
     def _fit(self, X: np.ndarray, y: np.ndarray) -> None:
-        folds = kfold_indices(len(y), self.k, self.rng)  # the same folds for every candidate
+        rows = random_subset(len(y), self.max_cv_samples, self.rng)
+        Xc, yc = X[rows], y[rows]
+        folds = kfold_indices(len(yc), self.k, self.rng)  # the same folds for every candidate
         self.scores = {}
         for c in self.candidates:
-            cv = cross_validate(c, X, y, folds, self.rng)
+            cv = cross_validate(c, Xc, yc, folds, self.rng)
             score = cv["tau"] - cv["tau_std"]
             cv["score"] = score  # NaN when no fold had a defined tau
             self.scores[c] = cv

@@ -455,3 +455,17 @@ def test_predictive_std_is_calibrated_and_grows_away_from_the_data(name, data):
         assert not get_surrogate(other, np.random.default_rng(0)).has_std
     with pytest.raises(UserError, match="no predictive spread"):
         get_surrogate("rbf", np.random.default_rng(0)).fit(X, y).predict(Xt, return_std=True)
+
+
+def test_adaptive_switching_chooses_on_a_capped_subset(data, monkeypatch):
+    """Above ``max_cv_samples`` rows the choice is cross-validated on a random subset (the winner
+    is refitted on all rows); below it nothing changes, not even the random numbers drawn."""
+    X, y, Xt, _ = data
+    small = AdaptiveSwitching(np.random.default_rng(0)).fit(X, y)
+    monkeypatch.setattr(AdaptiveSwitching, "max_cv_samples", 60)
+    capped = AdaptiveSwitching(np.random.default_rng(0)).fit(X, y)
+    assert small.cv_quality_["n"] == 100 and capped.cv_quality_["n"] == 60
+    assert capped.model_.n_features_ == X.shape[1] and capped.predict(Xt).shape == (len(Xt),)
+    monkeypatch.setattr(AdaptiveSwitching, "max_cv_samples", 100)
+    same = AdaptiveSwitching(np.random.default_rng(0)).fit(X, y)
+    assert np.array_equal(same.predict(Xt), small.predict(Xt))

@@ -65,9 +65,14 @@ class ArchDuplicates(DuplicateElimination):
     def __init__(self, space: SearchSpace, known: Collection[str] = ()) -> None:
         super().__init__()
         self.space, self.known = space, set(known)
+        self._ids: dict[tuple[int, ...], str] = {}  # genes -> arch id: the population is compared often
 
     def key(self, ind) -> str:
-        return self.space.arch_id(self.space.decode(np.rint(ind.X).astype(int)))
+        genes = tuple(np.rint(ind.X).astype(int).tolist())
+        aid = self._ids.get(genes)
+        if aid is None:
+            aid = self._ids[genes] = self.space.arch_id(self.space.decode(np.array(genes)))
+        return aid
 
     def _do(self, pop, other, is_duplicate):
         seen = set() if other is None else self.known | {self.key(o) for o in other}
