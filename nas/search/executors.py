@@ -96,13 +96,16 @@ _WORKER_EVALUATOR: Evaluator | None = None  # one per worker process, built by _
 _WORKER_ERROR: str | None = None  # why it could not be built
 
 
-def _init_worker(factory: Callable[[], Evaluator], gpus: str | None) -> None:
+def _init_worker(factory: Callable[[], Evaluator], gpus: str | None, threads: int) -> None:
     global _WORKER_EVALUATOR, _WORKER_ERROR
     from nas.plugins import load_plugins
 
     if gpus is not None:  # before the evaluator imports CUDA state: this worker sees only its GPUs
         os.environ["CUDA_VISIBLE_DEVICES"] = gpus
     try:
+        import torch
+
+        torch.set_num_threads(threads)  # the workers share the cores instead of oversubscribing them
         load_plugins()
         _WORKER_EVALUATOR = factory()
     except Exception as e:  # reported once by _worker_ready, not as a broken pool
@@ -136,6 +139,7 @@ class LocalProcessExecutor(_SlotExecutor):
     ) -> None:
         _check_jobs(n_jobs, n_gpus, gpu)
         self.factory, self.space, self.n_slots = factory, space, n_jobs
+        self.threads = max(1, (os.cpu_count() or 1) // n_jobs)  # torch threads per worker
         self.gpu_sets = [
             ",".join(str(g) for g in range(j * gpu, (j + 1) * gpu)) if n_gpus > 0 else None
             for j in range(n_jobs)
@@ -159,7 +163,7 @@ class LocalProcessExecutor(_SlotExecutor):
             max_workers=1,
             mp_context=mp.get_context("spawn"),  # no forked CUDA or thread-pool state in workers
             initializer=_init_worker,
-            initargs=(self.factory, self.gpu_sets[slot]),
+            initargs=(self.factory, self.gpu_sets[slot], self.threads),
         )
 
     def _submit(self, slot: int, arch: Arch) -> Future:
