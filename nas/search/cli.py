@@ -162,11 +162,16 @@ def make_parser(spec: RunSpec, prog: str = "msunas.py") -> argparse.ArgumentPars
     g = p.add_argument_group("components (each a registered name)")
     for flag, role in SELECTORS.items():
         part = getattr(spec, role)
-        now = ", ".join(x.name for x in part) if role in LIST_ROLES else (part.name if part else "none")
+        now = (
+            (", ".join(x.name for x in part) or "none")
+            if role in LIST_ROLES
+            else (part.name if part else "none")
+        )
         kw = {"nargs": "*"} if role in LIST_ROLES else {}
         g.add_argument(f"--{flag}", help=f"{ROLE_TITLES[role]}: {_choices(role)} (now: {now})", **kw)
     names = spec.objective_names()
-    g.add_argument("--first_obj", help=f"first objective: a registered one or any metric (now: {names[:1]})")
+    first = names[0] if names else "none"
+    g.add_argument("--first_obj", help=f"first objective: a registered one or any metric (now: {first})")
     g.add_argument(
         "--sec_obj",
         help="second objective: params, macs, activations, tiny_ml, latency, flops or any metric; "
