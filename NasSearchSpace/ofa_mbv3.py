@@ -5,6 +5,9 @@ Architecture (what ``net.subnet`` holds, the CNAS/nsganetv2 format)::
     {"ks": [20 ints in {3,5,7}], "e": [20 ints in {3,4,6}], "d": [5 ints in {2,3,4}],
      "r": resolution, "w": width multiplier}
 
+CNAS's compact form, in which ``ks`` and ``e`` list only the ``sum(d)`` active blocks, is read
+too (:func:`expand_compact`); files are always written in the full form.
+
 Block ``j`` (0..19) is block ``j % 4`` of stage ``j // 4`` and is active when
 ``j % 4 < d[j // 4]``; the kernel and expand values of inactive blocks have no effect, so
 :meth:`canonical` resets them and :meth:`arch_id` ignores them.
@@ -104,13 +107,13 @@ class OFAMobileNetV3Space(SearchSpace):
         )
 
     @classmethod
-    def for_arch(cls, arch: Any) -> OFAMobileNetV3Space:
+    def for_arch(cls, arch: Any, **options: Any) -> OFAMobileNetV3Space:
         """The space of ``arch``'s width whose resolutions reach ``arch``'s (for tools that read a
         ``net.subnet`` without a run: cost counting, export, fine-tuning)."""
         w = arch.get("w", 1.0) if isinstance(arch, dict) else 1.0
         r = arch.get("r") if isinstance(arch, dict) else None
         ur = r if isinstance(r, int) and not isinstance(r, bool) and r >= 32 else 32
-        return cls(lr=32, ur=ur, rstep=1, width_mult=w)
+        return cls(**{"lr": 32, "ur": ur, "rstep": 1, "width_mult": w, **options})
 
     # ---- what a subclass adds -------------------------------------------------------------
 
@@ -145,6 +148,7 @@ class OFAMobileNetV3Space(SearchSpace):
         missing = [k for k in ("ks", "e", "d", "r") if k not in arch]
         if missing:
             raise UserError(f"subnet lacks {', '.join(missing)}; it needs ks (20), e (20), d (5) and r")
+        arch = expand_compact(arch, self.ks_options[0], self.e_options[0])
         for key, n, options in (
             ("ks", N_BLOCKS, self.ks_options),
             ("e", N_BLOCKS, self.e_options),
@@ -152,7 +156,8 @@ class OFAMobileNetV3Space(SearchSpace):
         ):
             v = arch[key]
             if not isinstance(v, list) or len(v) != n:
-                raise UserError(f"subnet {key!r} must be a list of {n} integers, got {v!r}")
+                compact = " (or one per active block, CNAS's compact form)" if key != "d" else ""
+                raise UserError(f"subnet {key!r} must be a list of {n} integers{compact}, got {v!r}")
             for i, item in enumerate(v):
                 if item not in options or isinstance(item, bool):
                     raise UserError(f"subnet {key}[{i}] = {item!r} is not one of {list(options)}")
@@ -209,7 +214,7 @@ class OFAMobileNetV3Space(SearchSpace):
 
     def middle(self) -> Arch:
         """The middle option of every gene (kernel 5, expand 4, depth 3, middle resolution)."""
-        return self.decode((self.xl + self.xu) // 2)
+        return self.decode(self.repair((self.xl + self.xu) // 2))
 
     # ---- networks -------------------------------------------------------------------------
 
@@ -275,6 +280,26 @@ class OFAMobileNetV3Space(SearchSpace):
     def _base(self, arch: Arch) -> dict[str, Any]:
         a = self.validate(arch)
         return {k: a[k] for k in ("ks", "e", "d", "r", "w")}
+
+
+def expand_compact(arch: dict[str, Any], ks_fill: int, e_fill: int) -> dict[str, Any]:
+    """``arch`` with ``ks`` and ``e`` of 20 values each. CNAS writes a compact form in which they
+    list only the active blocks (``sum(d)`` values, stage after stage); this puts each value at its
+    block and fills the blocks the depth switches off with ``ks_fill``/``e_fill`` (no effect)."""
+    d = arch.get("d")
+    if not (isinstance(d, list) and len(d) == N_STAGES and all(isinstance(v, int) for v in d)):
+        return arch  # validate() reports it
+    n_active = sum(min(max(v, 0), MAX_DEPTH) for v in d)
+    out = dict(arch)
+    for key, fill in (("ks", ks_fill), ("e", e_fill)):
+        v = arch.get(key)
+        if isinstance(v, list) and len(v) != N_BLOCKS and len(v) == n_active:
+            full, it = [fill] * N_BLOCKS, iter(v)
+            for s, depth in enumerate(d):
+                for i in range(min(depth, MAX_DEPTH)):
+                    full[s * MAX_DEPTH + i] = next(it)
+            out[key] = full
+    return out
 
 
 # ---- supernet weights ---------------------------------------------------------------------

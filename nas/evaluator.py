@@ -55,6 +55,10 @@ class Evaluator(Component):
         self.n_classes: int | None = None  # classes of the task, when known without setup
         self.image_size: int | None = None  # input side when architectures carry no resolution
         self._ready = False
+        if space is not None:  # parts that need a kind of space say so now, not in a worker
+            for part in [trainer, *self.measures]:
+                if part is not None:
+                    part.check(space)
 
     def metric_names(self) -> set[str]:
         """The metrics :meth:`measure` reports (objectives are checked against them before a run)."""

@@ -52,6 +52,10 @@ class Measure(Component):
 
     provides: ClassVar[tuple[str, ...]] = ()
 
+    def check(self, space: Any) -> None:
+        """Refuse a search space this measure cannot work with (one-line ``UserError``); called
+        when the evaluator is built, before anything expensive (default: any space)."""
+
     @abstractmethod
     def measure(self, model: torch.nn.Module, arch: Any, ctx: EvalContext) -> dict[str, Any]: ...
 

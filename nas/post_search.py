@@ -20,6 +20,7 @@ scored it (so the stored network reproduces the archive's top-1).
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -89,6 +90,28 @@ def load_run(expr: str) -> Run:
     table["iteration"] = np.array([archive.iteration_of[r.arch_id] for r in ok], dtype=float)
     F = scorer.score(table)
     return Run(stats_path, spec, ok, scorer.objectives, F, len(archive.failed()))
+
+
+def with_exits(run: Run, n_exits: int) -> Run:
+    """``run`` restricted to the networks with ``n_exits`` early exits (their ``n_exits`` metric;
+    the space's ``max_exits`` bounds it), the front and the choice computed among them."""
+    from nas.search.factory import build_space
+
+    counts = [r.metrics.get("n_exits") for r in run.results]
+    bound = build_space(run.spec).max_exits
+    if bound is None or all(c is None for c in counts):
+        raise UserError(
+            "--n_exits applies to early-exit search spaces; this run's networks have a single exit"
+        )
+    if not 0 <= n_exits <= bound:
+        raise UserError(f"--n_exits {n_exits}: this search space allows 0 to {bound} early exits")
+    keep = [i for i, c in enumerate(counts) if c == n_exits]
+    if not keep:
+        present = ", ".join(str(c) for c in sorted({c for c in counts if c is not None}))
+        raise UserError(
+            f"--n_exits {n_exits}: no network of this run has {n_exits} early exits (counts: {present})"
+        )
+    return dataclasses.replace(run, results=[run.results[i] for i in keep], F=run.F[keep])
 
 
 # ---- preferences --------------------------------------------------------------------------------
@@ -196,11 +219,9 @@ def post_search(cfg: PostSearchConfig, log=print) -> list[str]:
     """Choose, write and plot; returns the folders of the choices."""
     if not cfg.expr:
         raise UserError("post_search.py needs --expr <run directory or iter_k.stats>")
-    if cfg.n_exits is not None:
-        raise UserError(
-            "--n_exits applies to early-exit search spaces; this run's networks have a single exit"
-        )
     run = load_run(cfg.expr)
+    if cfg.n_exits is not None:
+        run = with_exits(run, cfg.n_exits)
     run_dir = os.path.dirname(os.path.abspath(run.stats_path))
     save = cfg.save or os.path.join(run_dir, "final")
     if run.n_failed:
@@ -250,6 +271,9 @@ def _weights_source(run: Run, cfg: PostSearchConfig, log):
     have weights to write; else None (an oracle's, a benchmark run's)."""
     from nas.search.factory import build_evaluator
 
+    if run.spec.evaluator is None:  # imported results: no evaluator of this toolkit made these networks
+        log("note: the run names no evaluator (imported results); writing architectures only")
+        return None
     spec = run.spec.copy()
     over = {k: v for k, v in (("supernet_path", cfg.supernet_path), ("data", cfg.data)) if v is not None}
     spec.apply_flat({"device": cfg.device, **over}, strict=False)
@@ -315,7 +339,9 @@ def _plot(run: Run, chosen: list[int], stem: str, prefer: str) -> None:
     ax.scatter(x, F[:, 0], s=12, color="0.7", label="archive")
     ax.scatter(x[chosen], F[chosen, 0], s=60, facecolors="none", edgecolors="crimson", lw=1.5, label="chosen")
     for i, c in enumerate(chosen):
-        ax.annotate(str(i), (x[c], F[c, 0]), textcoords="offset points", xytext=(5, 5), color="crimson")
+        exits = run.results[c].metrics.get("n_exits")
+        label = str(i) if exits is None else f"{i} ({exits} exits)"
+        ax.annotate(label, (x[c], F[c, 0]), textcoords="offset points", xytext=(5, 5), color="crimson")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(f"{objs[0].name} ({objs[0].unit})")
     ax.set_title(f"post-search: {len(chosen)} networks, prefer {prefer}")

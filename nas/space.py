@@ -76,6 +76,9 @@ class SearchSpace(Component):
     """A space of architectures with integer genes ``x`` in ``[xl, xu]`` (inclusive, per gene)."""
 
     capabilities: ClassVar[frozenset[str]] = frozenset()
+    # spaces of early-exit networks: how many early exits a network can have (their evaluations
+    # report an ``n_exits`` metric; ``post_search.py --n_exits`` filters on it); None: single exit
+    max_exits: ClassVar[int | None] = None
     xl: np.ndarray
     xu: np.ndarray
     gene_groups: tuple[GeneGroup, ...] = ()
@@ -92,10 +95,11 @@ class SearchSpace(Component):
         return len(self.xl)
 
     @classmethod
-    def for_arch(cls, arch: Any) -> SearchSpace:
+    def for_arch(cls, arch: Any, **options: Any) -> SearchSpace:
         """A space of this kind that holds ``arch`` (a ``net.subnet`` read by a tool): the default
-        options unless a space knows better (the OFA space takes the width and resolution from it)."""
-        return cls()
+        options (and ``options``) unless a space knows better (the OFA space takes the width and
+        resolution from it)."""
+        return cls(**options)
 
     # ---- capabilities ---------------------------------------------------------------------
 
@@ -166,6 +170,16 @@ class SearchSpace(Component):
             raise UserError(f"gene {j} = {x[j]} is outside its bounds [{self.xl[j]}, {self.xu[j]}]")
         return x
 
+    def repair(self, x: np.ndarray) -> np.ndarray:
+        """In-bounds integer genes -> genes of a valid architecture (default: unchanged).
+
+        Spaces with constraints between genes (at least one exit bit set) map the few invalid
+        vectors to valid ones here; sampling, NSGA-II's offspring and mutation call it, so they
+        never produce an architecture :meth:`decode` refuses. Must return ``x`` itself (same
+        values) when ``x`` is valid.
+        """
+        return x
+
     @abstractmethod
     def validate(self, arch: Any) -> Arch:
         """Return ``arch`` if it is a valid member of this space, else raise ``UserError``."""
@@ -173,15 +187,15 @@ class SearchSpace(Component):
     def sample(self, n: int, rng: np.random.Generator) -> list[Arch]:
         """``n`` architectures drawn uniformly per gene."""
         x = rng.integers(self.xl, self.xu + 1, size=(n, self.n_var))
-        return [self.decode(row) for row in x]
+        return [self.decode(self.repair(row)) for row in x]
 
     def smallest(self) -> Arch:
         """The cheapest architecture (default: every gene at its lower bound)."""
-        return self.decode(self.xl)
+        return self.decode(self.repair(self.xl))
 
     def largest(self) -> Arch:
         """The most expensive architecture (default: every gene at its upper bound)."""
-        return self.decode(self.xu)
+        return self.decode(self.repair(self.xu))
 
     def mutate(self, arch: Arch, rng: np.random.Generator, tries: int = 100) -> Arch:
         """A different network one gene away from ``arch``: a random gene set to another value.
@@ -196,7 +210,7 @@ class SearchSpace(Component):
             j = int(rng.choice(movable))
             y = x.copy()
             y[j] = rng.choice([v for v in range(self.xl[j], self.xu[j] + 1) if v != x[j]])
-            child = self.decode(y)
+            child = self.decode(self.repair(y))
             if self.arch_id(child) != own:
                 return child
         return arch
@@ -209,6 +223,8 @@ class SearchSpace(Component):
                 if v != x[j]:
                     y = x.copy()
                     y[j] = v
+                    if not np.array_equal(self.repair(y), y):
+                        continue  # not a valid architecture
                     child = self.decode(y)
                     aid = self.arch_id(child)
                     if aid not in seen:

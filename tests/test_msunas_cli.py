@@ -66,7 +66,11 @@ def test_sec_obj_none_makes_a_preset_single_objective(tmp_path, capsys):
         (["--benchmark", "nb201", "--n_doe", "5", "--predictor", "rbf"], "too small"),
         (["--benchmark", "cifar"], "unknown --benchmark 'cifar'"),
         (["--lr", "256", "--ur", "192"], "larger than --ur"),
-        (["--benchmark", "nb201", "--lr", "256"], "--lr is an option of search space mobilenetv3"),
+        (
+            ["--benchmark", "nb201", "--lr", "256"],
+            "--lr is an option of search space cbnmobilenetv3, search space eemobilenetv3, search space "
+            "mobilenetv3; this run uses search space nb201",
+        ),
         (["--benchmark", "nb201", "--n_iter", "50"], "exceeds the 40 candidates"),
         (["--benchmark", "nb201", "--sec_obj", "speed"], "unknown objective 'speed'"),
         (["--sec_obj", "foo"], "unknown objective 'foo'"),

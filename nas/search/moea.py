@@ -15,9 +15,9 @@ from pymoo.algorithms.moo.nsga2 import NSGA2
 from pymoo.algorithms.soo.nonconvex.ga import GA
 from pymoo.core.duplicate import DuplicateElimination
 from pymoo.core.problem import Problem
+from pymoo.core.repair import Repair
 from pymoo.operators.crossover.sbx import SBX
 from pymoo.operators.mutation.pm import PM
-from pymoo.operators.repair.rounding import RoundingRepair
 from pymoo.optimize import minimize
 
 from nas.space import Arch, SearchSpace
@@ -49,6 +49,19 @@ class SurrogateProblem(Problem):
         out["F"] = np.asarray(self.scores(archs), dtype=float).reshape(len(archs), self.n_obj)
         if self.constraints:
             out["G"] = np.column_stack([g(archs) for g in self.constraints])
+
+
+class GeneRepair(Repair):
+    """Offspring back to valid genes: rounded to integers, then the space's own repair
+    (:meth:`nas.space.SearchSpace.repair`, e.g. at least one exit bit set)."""
+
+    def __init__(self, space: SearchSpace) -> None:
+        super().__init__()
+        self.space = space
+
+    def _do(self, problem, X, **kwargs):
+        X = np.clip(np.rint(X).astype(int), self.space.xl, self.space.xu)
+        return np.array([self.space.repair(row) for row in X], dtype=float).reshape(X.shape)
 
 
 class ArchDuplicates(DuplicateElimination):
@@ -87,7 +100,7 @@ def initial_population(space: SearchSpace, seeds: np.ndarray, pop_size: int, rng
     """The archive's best genes first, random ones to fill ``pop_size``; no duplicate rows."""
     rows = [tuple(r) for r in np.asarray(seeds, dtype=int)]
     while len(set(rows)) < pop_size:
-        rows.append(tuple(rng.integers(space.xl, space.xu + 1)))
+        rows.append(tuple(space.repair(rng.integers(space.xl, space.xu + 1))))
     unique = list(dict.fromkeys(rows))[:pop_size]
     return np.array(unique, dtype=int)
 
@@ -111,7 +124,7 @@ def optimise(
     """
     if n_obj is None:  # one call on the seeds tells the number of objectives
         n_obj = np.asarray(scores([space.decode(seeds[0])])).reshape(1, -1).shape[1]
-    repair = RoundingRepair()
+    repair = GeneRepair(space)
     kw = dict(
         pop_size=pop_size,
         sampling=initial_population(space, seeds, pop_size, rng).astype(float),

@@ -134,7 +134,7 @@ class TrainLoop:
         self.loss_fn = loss_fn or default_loss(cfg.label_smoothing)
         self.evaluate_fn = evaluate_fn or accuracy
         self.step_fn = step_fn or _loss_step
-        self.on_epoch_end = on_epoch_end or _validate
+        self.on_epoch_end = on_epoch_end or validate_epoch
         self.identity = identity or {}
         self.meta = meta or {}
         self.weights_file, self.weights_every_epoch = weights_file, weights_every_epoch
@@ -389,7 +389,7 @@ def _loss_step(loop: TrainLoop, x: torch.Tensor, y: torch.Tensor) -> tuple[float
     return loss.item(), logits
 
 
-def _validate(loop: TrainLoop) -> dict[str, float]:
+def validate_epoch(loop: TrainLoop) -> dict[str, float]:
     """The default end of an epoch: ``evaluate_fn`` on the validation split, best top-1 kept."""
     if loop.data.valid is None:
         return {}

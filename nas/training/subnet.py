@@ -25,11 +25,12 @@ import torch.nn as nn
 
 from nas.config import option
 from nas.data import DataSplits, load_dataset
+from nas.device import resolve_device
 from nas.errors import UserError
 from nas.io import load_checkpoint, read_json, write_json
 from nas.search.description import default_space_name
 from nas.space import SEARCH_SPACES, Arch, SearchSpace
-from nas.training.loop import EvaluateFn, LossFn, TrainConfig, TrainLoop, check_train_config
+from nas.training.loop import EvaluateFn, LossFn, TrainConfig, TrainLoop, check_train_config, validate_epoch
 
 
 @dataclass
@@ -71,9 +72,11 @@ class SubnetJob:
     init: str  # where the initial weights came from, for the log and net.stats
 
 
-def read_subnet_file(path: str | None, search_space: str | None) -> tuple[SearchSpace, Arch]:
-    """The space (made for that architecture, :meth:`~nas.space.SearchSpace.for_arch`) and the
-    validated architecture of a ``net.subnet`` file, or a one-line error."""
+def read_subnet_file(
+    path: str | None, search_space: str | None, space_options: dict[str, Any] | None = None
+) -> tuple[SearchSpace, Arch]:
+    """The space (made for that architecture, :meth:`~nas.space.SearchSpace.for_arch`, with
+    ``space_options``) and the validated architecture of a ``net.subnet`` file, or a one-line error."""
     if not path:
         raise UserError("train.py needs --subnet FILE (a net.subnet, e.g. from msunas.py)")
     if not os.path.isfile(path):
@@ -81,7 +84,7 @@ def read_subnet_file(path: str | None, search_space: str | None) -> tuple[Search
     raw = read_json(path, "subnet file")
     name = search_space or default_space_name()
     try:
-        space = SEARCH_SPACES.get(name).for_arch(raw)
+        space = SEARCH_SPACES.get(name).for_arch(raw, **(space_options or {}))
         return space, space.validate(raw)
     except UserError as e:
         raise UserError(f"--subnet {path!r} is not a {name} network: {e}") from None
@@ -125,9 +128,10 @@ def load_init_weights(model: nn.Module, path: str) -> None:
     model.load_state_dict(state)
 
 
-def prepare_subnet(cfg: SubnetTrainConfig) -> SubnetJob:
-    """Read the ``net.subnet``, load the data and build the network with its initial weights."""
-    space, arch = read_subnet_file(cfg.subnet, cfg.search_space)
+def prepare_subnet(cfg: SubnetTrainConfig, space_options: dict[str, Any] | None = None) -> SubnetJob:
+    """Read the ``net.subnet``, load the data and build the network with its initial weights
+    (``space_options``: options of the space beyond what the file says, e.g. the exit heads)."""
+    space, arch = read_subnet_file(cfg.subnet, cfg.search_space, space_options)
     init = cfg.init
     if init is not None and init != "scratch" and not os.path.isfile(init):
         raise UserError(
@@ -194,35 +198,56 @@ def train_subnet(
     model_fn: Callable[[SubnetJob], nn.Module] | None = None,
     stats_key: str = "trained",
     log: Callable[[str], None] = print,
+    task: Any = None,
+    job: SubnetJob | None = None,
 ) -> dict[str, Any]:
     """``train.py subnet``: fine-tune the network of ``cfg.subnet``, then write its test metrics.
 
     Returns what is written under ``stats_key`` in ``<save>/net.stats``. Task trainers pass their
     own ``loss_fn``/``evaluate_fn``, ``model_fn(job) -> module to train`` (e.g. the subnet with
-    exit heads; default ``job.model``) and ``stats_key``.
+    exit heads; default ``job.model``) and ``stats_key``; or ``task``, a search-time trainer
+    (:class:`nas.training.trainers.LoopTrainer`) whose ``begin``/``loss``/``on_epoch_end``/``end``
+    hooks then run here as they do in a search. ``job``: the network already prepared.
     """
     check_train_config(cfg)
-    job = prepare_subnet(cfg)
+    job = job or prepare_subnet(cfg)
     if not cfg.save:
         cfg = dataclasses.replace(cfg, save=os.path.dirname(os.path.abspath(cfg.subnet)))
     new_subnet = _check_run_dir(cfg.save, job.space, job.arch)
     meta = {"arch": job.arch, "n_classes": job.data.n_classes, "dataset": cfg.dataset}
+    model, data, on_epoch_end = model_fn(job) if model_fn is not None else job.model, job.data, None
+    if task is not None:
+        from nas.measures import EvalContext
+
+        device = resolve_device(cfg.device)
+        ctx = EvalContext(job.space, data, device, data.n_classes, cfg.seed, cfg.num_workers)
+        data = task.begin(model.to(device), job.arch, ctx, data)
+        loss_fn = task.loss
+
+        def on_epoch_end(loop: TrainLoop) -> dict[str, float]:
+            return {**validate_epoch(loop), **task.on_epoch_end(loop)}
+
     trainer = TrainLoop(
-        model_fn(job) if model_fn is not None else job.model,
-        job.data,
+        model,
+        data,
         job.resolution,
         cfg,
         loss_fn=loss_fn,
         evaluate_fn=evaluate_fn,
+        on_epoch_end=on_epoch_end,
         identity={"arch": job.space.canonical(job.arch)},
         meta=meta,
         log=log,
     )
     log(
         f"{cfg.subnet}: {job.space.arch_id(job.arch)} at {job.resolution}px on {cfg.dataset} "
-        f"({len(job.data.train)} training images); initial weights: {job.init}"
+        f"({len(data.train)} training images); initial weights: {job.init}"
     )
-    trainer.fit()
+    try:
+        trainer.fit()
+    finally:
+        if task is not None:
+            task.end(model)
     if new_subnet is not None:
         write_json(new_subnet, job.arch)
     res = trainer.test()

@@ -33,6 +33,10 @@ class Trainer(Component):
 
     provides: ClassVar[tuple[str, ...]] = ()
 
+    def check(self, space: Any) -> None:
+        """Refuse a search space this trainer cannot train (one-line ``UserError``); called when the
+        evaluator is built, before anything expensive (default: any space)."""
+
     def changes_weights(self) -> bool:
         """Whether :meth:`train` changes the weights (then the search keeps them as ``ckpt.pth``)."""
         return True
@@ -95,9 +99,33 @@ class LoopTrainer(Trainer):
             save=None,  # nothing on disk: the search keeps the weights it wants
         )
         data = dataclasses.replace(ctx.data, valid=None)  # the measures score the validation split
-        loop = TrainLoop(model, data, ctx.resolution(arch), cfg, loss_fn=self.loss, log=lambda *_: None)
-        history = loop.fit()
+        data = self.begin(model, arch, ctx, data)
+        loop = TrainLoop(
+            model,
+            data,
+            ctx.resolution(arch),
+            cfg,
+            loss_fn=self.loss,
+            on_epoch_end=self.on_epoch_end,
+            log=lambda *_: None,
+        )
+        try:
+            history = loop.fit()
+        finally:
+            self.end(model)
         return {"train_loss": history[-1]["train_loss"]}
+
+    def begin(self, model: nn.Module, arch: Any, ctx: EvalContext, data: Any) -> Any:
+        """Before a candidate's training: per-candidate state (e.g. its exit costs); returns the
+        data to train on (default: ``data``, the training split without the validation images)."""
+        return data
+
+    def on_epoch_end(self, loop: Any) -> dict[str, float]:
+        """After each epoch (``loop.epoch`` epochs done): metrics for the training log (default none)."""
+        return {}
+
+    def end(self, model: nn.Module) -> None:
+        """After a candidate's training, also when it failed (default: nothing)."""
 
 
 @TRAINERS.register("single_exit")
