@@ -1,0 +1,125 @@
+"""The early-exit network: an OFA MobileNetV3 backbone with heads at its stage boundaries.
+
+``forward(x)`` runs every head on every sample and returns the list of logits (early exits, then
+the final classifier): what training and the simulated evaluation use, and what a tool that
+knows nothing of exits sees (:func:`nas.scoring.final_output` takes the last). ``outputs(x)`` adds
+the confidences of heads with a confidence unit. :meth:`EarlyExitNet.exit_forward` is the
+inference that really stops: a sample leaves at the first exit whose policy fires and nothing
+after that exit is computed for it (at batch size 1 the network returns there; in a batch only
+the samples that have not left continue).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+
+from EarlyExits.policies import ExitPolicy
+
+
+class EarlyExitNet(nn.Module):
+    """``backbone`` (ofa's ``MobileNetV3``) with ``heads[i]`` reading the output of
+    ``backbone.blocks[taps[i]]``; heads with ``confidence`` have one extra output unit whose
+    sigmoid is the exit probability."""
+
+    def __init__(
+        self, backbone: nn.Module, taps: Sequence[int], heads: Sequence[nn.Module], confidence: bool
+    ) -> None:
+        super().__init__()
+        if len(taps) != len(heads) or list(taps) != sorted(set(taps)):
+            raise ValueError(f"taps {list(taps)} must be increasing, one per head")
+        self.backbone = backbone
+        self.heads = nn.ModuleList(heads)
+        self.taps = [int(t) for t in taps]
+        self.confidence = confidence
+        self.frozen_backbone = False
+
+    @property
+    def n_exits(self) -> int:
+        """Early exits (the final classifier not counted)."""
+        return len(self.heads)
+
+    def freeze_backbone(self, frozen: bool = True) -> None:
+        """Train the heads only: the backbone's parameters get no gradient and its BatchNorm
+        statistics stay as they are (the backbone stays in eval mode)."""
+        self.frozen_backbone = frozen
+        for p in self.backbone.parameters():
+            p.requires_grad_(not frozen)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> EarlyExitNet:
+        super().train(mode)
+        if self.frozen_backbone:
+            self.backbone.eval()
+        return self
+
+    def _split(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if not self.confidence:
+            return out, None
+        return out[:, :-1], torch.sigmoid(out[:, -1].float())
+
+    def _tail(self, x: torch.Tensor) -> torch.Tensor:
+        """The backbone after its last block: final expand, pooling, feature mix, classifier."""
+        b = self.backbone
+        x = b.final_expand_layer(x)
+        x = x.mean(3, keepdim=True).mean(2, keepdim=True)
+        x = b.feature_mix_layer(x)
+        return b.classifier(x.view(x.size(0), -1))
+
+    def outputs(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+        """Every exit's logits (early exits, then the final one) and, with confidence units, the
+        early exits' exit probabilities."""
+        logits, conf = [], []
+        x = self.backbone.first_conv(x)
+        k = 0
+        for j, block in enumerate(self.backbone.blocks):
+            x = block(x)
+            if k < len(self.taps) and j == self.taps[k]:
+                lg, c = self._split(self.heads[k](x))
+                logits.append(lg)
+                conf.append(c)
+                k += 1
+        logits.append(self._tail(x))
+        return logits, (conf if self.confidence else None)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.outputs(x)[0]
+
+    @torch.no_grad()
+    def exit_forward(
+        self, x: torch.Tensor, policy: ExitPolicy, thresholds: Sequence[float]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inference that stops: ``(logits [n, classes], exit index [n])``. Samples that leave are
+        dropped from the batch; when none is left, nothing more is computed."""
+        if len(thresholds) != self.n_exits:
+            raise ValueError(f"{len(thresholds)} thresholds for {self.n_exits} early exits")
+        n = x.shape[0]
+        out: torch.Tensor | None = None
+        where = torch.full((n,), self.n_exits, dtype=torch.long, device=x.device)
+        alive = torch.arange(n, device=x.device)
+        carry = policy.start(n, x.device)
+        x = self.backbone.first_conv(x)
+        k = 0
+        for j, block in enumerate(self.backbone.blocks):
+            x = block(x)
+            if k < len(self.taps) and j == self.taps[k]:
+                lg, c = self._split(self.heads[k](x))
+                if out is None:
+                    out = lg.new_zeros(n, lg.shape[1])
+                score, carry = policy.step(lg, c, carry)
+                fire = score >= thresholds[k]
+                if fire.any():
+                    out[alive[fire]] = lg[fire]
+                    where[alive[fire]] = k
+                    keep = ~fire
+                    alive, x, carry = alive[keep], x[keep], carry[keep]
+                    if len(alive) == 0:
+                        return out, where
+                k += 1
+        lg = self._tail(x)
+        if out is None:
+            out = lg.new_zeros(n, lg.shape[1])
+        out[alive] = lg
+        return out, where
