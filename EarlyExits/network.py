@@ -87,39 +87,41 @@ class EarlyExitNet(nn.Module):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.outputs(x)[0]
 
+    def runtime(self, policy: str, thresholds: Sequence[float]) -> nn.Module:
+        """The network cut into stages (one per exit) with the exit rule, as a module whose
+        ``forward(x)`` returns ``(logits, exit index)`` like :meth:`exit_forward`; shares the weights
+        (see :mod:`EarlyExits.runtime`)."""
+        from EarlyExits.runtime import EarlyExitRuntime, Stage, Tail
+
+        blocks = list(self.backbone.blocks)
+        stages, start = [], 0
+        for k, tap in enumerate(self.taps):
+            stem = self.backbone.first_conv if k == 0 else None
+            stages.append(Stage(blocks[start : tap + 1], self.heads[k], stem))
+            start = tap + 1
+        stem = self.backbone.first_conv if not self.taps else None
+        stages.append(Stage(blocks[start:], Tail(self.backbone), stem))
+        n_classes = self.backbone.classifier.linear.out_features
+        return EarlyExitRuntime(stages, list(thresholds), policy, self.confidence, n_classes)
+
+    def deployable(self, stats: dict | None) -> nn.Module:
+        """The runtime with the thresholds and policy a ``net.stats`` records (``"early_exit"`` from
+        ``train.py ee``, else the search's ``metrics``); without them, or without thresholds, the
+        thresholds of every early exit are 1.0 with the default policy (a warning for the user)."""
+        stats = stats or {}
+        rec = stats.get("early_exit") or stats.get("metrics") or {}
+        policy = rec.get("policy") or ("cumulative" if self.confidence else "score_margin")
+        thresholds = rec.get("thresholds")
+        if thresholds is None or len(thresholds) != self.n_exits:
+            thresholds = [1.0] * self.n_exits
+        return self.runtime(policy, thresholds)
+
     @torch.no_grad()
     def exit_forward(
         self, x: torch.Tensor, policy: ExitPolicy, thresholds: Sequence[float]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Inference that stops: ``(logits [n, classes], exit index [n])``. Samples that leave are
-        dropped from the batch; when none is left, nothing more is computed."""
+        dropped from the batch; when none is left, nothing more is computed (:meth:`runtime`)."""
         if len(thresholds) != self.n_exits:
             raise ValueError(f"{len(thresholds)} thresholds for {self.n_exits} early exits")
-        n = x.shape[0]
-        out: torch.Tensor | None = None
-        where = torch.full((n,), self.n_exits, dtype=torch.long, device=x.device)
-        alive = torch.arange(n, device=x.device)
-        carry = policy.start(n, x.device)
-        x = self.backbone.first_conv(x)
-        k = 0
-        for j, block in enumerate(self.backbone.blocks):
-            x = block(x)
-            if k < len(self.taps) and j == self.taps[k]:
-                lg, c = self._split(self.heads[k](x))
-                if out is None:
-                    out = lg.new_zeros(n, lg.shape[1])
-                score, carry = policy.step(lg, c, carry)
-                fire = score >= thresholds[k]
-                if fire.any():
-                    out[alive[fire]] = lg[fire]
-                    where[alive[fire]] = k
-                    keep = ~fire
-                    alive, x, carry = alive[keep], x[keep], carry[keep]
-                    if len(alive) == 0:
-                        return out, where
-                k += 1
-        lg = self._tail(x)
-        if out is None:
-            out = lg.new_zeros(n, lg.shape[1])
-        out[alive] = lg
-        return out, where
+        return self.runtime(policy.name, thresholds)(x)

@@ -21,15 +21,14 @@ reference counts only the head a sample left at, so its avg_macs are too low).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from EarlyExits.runtime import cumulative_score, entropy_score, margin_score
 from nas.components import Component
 from nas.registry import Registry
 
@@ -58,8 +57,7 @@ class ScoreMargin(ExitPolicy):
     """Top-1 minus top-2 softmax probability (EDANAS)."""
 
     def step(self, logits, conf, carry):
-        top2 = F.softmax(logits.float(), dim=1).topk(2, dim=1).values
-        return top2[:, 0] - top2[:, 1], carry
+        return margin_score(logits), carry
 
 
 @EXIT_POLICIES.register("entropy")
@@ -67,9 +65,7 @@ class Entropy(ExitPolicy):
     """``1 - H(softmax) / log(n_classes)``: exits when the entropy is low."""
 
     def step(self, logits, conf, carry):
-        logp = F.log_softmax(logits.float(), dim=1)
-        h = -(logp.exp() * logp).sum(dim=1)
-        return 1.0 - h / math.log(logits.shape[1]), carry
+        return entropy_score(logits), carry
 
 
 @EXIT_POLICIES.register("cumulative")
@@ -86,10 +82,8 @@ class Cumulative(ExitPolicy):
     def step(self, logits, conf, carry):
         if conf is None:
             raise ValueError("the cumulative policy needs heads with a confidence unit (cbnmobilenetv3)")
-        p = conf.float()
-        q = p * carry[:, 1]
-        total = carry[:, 0] + q
-        return total, torch.stack([total, carry[:, 1] * (1 - p)], dim=1)
+        score, q_total, survive = cumulative_score(conf, carry[:, 0], carry[:, 1])
+        return score, torch.stack([q_total, survive], dim=1)
 
 
 def get_policy(name: str) -> ExitPolicy:

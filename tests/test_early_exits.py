@@ -456,3 +456,62 @@ def test_train_py_ee(tmp_path):
     write_json(tmp_path / "one" / "net.subnet", base)
     with pytest.raises(UserError, match="is not a mobilenetv3 network|needs an early-exit search space"):
         main(["ee", "--subnet", str(tmp_path / "one" / "net.subnet"), "--search_space", "mobilenetv3"])
+
+
+def test_export_keeps_the_early_exit(tmp_path):
+    """tools/export.py on an early-exit network: TorchScript keeps the exit rule (logits and exit index
+    equal PyTorch's real early exit); ONNX gets one file per stage, and chaining them with the rule
+    its JSON describes gives PyTorch's exits."""
+    import onnxruntime as ort
+
+    from nas.io import read_json, save_checkpoint, write_json
+    from tests.cli_here import run_main
+
+    sp = space("eemobilenetv3", exit_head="nachos")
+    torch.manual_seed(0)
+    a = {**sp.middle(), "t": [0.1, 1.0, 0.2, 0.1]}
+    net = sp.build(a, n_classes=10).eval()
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.Linear):
+                m.weight.mul_(20)  # spread the random heads' scores
+    x = torch.randn(16, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        score = scores(
+            Outputs(*net.outputs(x), torch.zeros(16, dtype=torch.long)), get_policy("score_margin")
+        )
+    v = torch.sort(score[:, 0]).values[4:12]  # exit 0 splits the samples in its scores' widest gap,
+    g = int(torch.argmax(v[1:] - v[:-1]))  # far from any score; exit 1 never fires, exit 2 always
+    assert v[g + 1] - v[g] > 1e-4
+    thr = [float(v[g] + v[g + 1]) / 2, 2.0, -1.0]
+    d = tmp_path / "net"
+    write_json(d / "net.subnet", a)
+    write_json(d / "net.stats", {"metrics": {"thresholds": thr}})
+    save_checkpoint(d / "ckpt.pth", {"state_dict": net.state_dict()})
+    ref_logits, ref_exit = net.exit_forward(x, get_policy("score_margin"), thr)
+    assert 0 < (ref_exit == 0).sum() < 16 and set(ref_exit.tolist()) == {0, 2}
+
+    common = ["--subnet", d / "net.subnet", "--ckpt", d / "ckpt.pth", "--search_space", "eemobilenetv3",
+              "--space_options", "exit_head=nachos"]  # fmt: skip
+    p = run_main("tools.export", *common, "--format", "torchscript")
+    assert p.returncode == 0, p.stderr
+    with torch.no_grad():
+        logits, where = torch.jit.load(str(d / "net.pt"))(x)
+    assert torch.equal(where, ref_exit) and torch.allclose(logits, ref_logits, atol=1e-5)
+
+    p = run_main("tools.export", *common, "--format", "onnx")
+    assert p.returncode == 0, p.stderr
+    info = read_json(d / "net.onnx.json")
+    assert info["early_exit"]["thresholds"] == pytest.approx(thr) and info["check"]["passed"]
+    sessions = [ort.InferenceSession(str(d / f["file"])) for f in info["files"]]
+    feats, where, alive = x.numpy(), np.full(16, 3), np.arange(16)
+    for k, s in enumerate(sessions):
+        feats, out = s.run(None, {s.get_inputs()[0].name: feats})
+        if k == len(sessions) - 1:
+            break
+        e = np.exp(out - out.max(1, keepdims=True))
+        top2 = np.sort(e / e.sum(1, keepdims=True), axis=1)[:, -2:]
+        fire = top2[:, 1] - top2[:, 0] >= info["early_exit"]["thresholds"][k]
+        where[alive[fire]] = k
+        alive, feats = alive[~fire], feats[~fire]
+    assert where.tolist() == ref_exit.tolist()

@@ -4,6 +4,13 @@
     python tools/export.py --subnet run/net.subnet --ckpt run/ckpt.pth --format torchscript  # run/net.pt
     python tools/export.py --subnet net.subnet --n_classes 1000 --output lat/net.onnx     # random weights
 
+Early-exit networks (a model with ``deployable``) are exported as networks that stop at their
+first confident exit, with the thresholds and policy of their ``net.stats`` (``--stats``):
+TorchScript keeps the exit rule in the file (outputs: logits and the exit index); ONNX has no
+such control flow that onnxruntime users run efficiently, so it gets one file per stage
+(``net.stage<k>.onnx``: input -> features, head output) and ``net.onnx.json`` spells out the rule
+between them. ``--all_exits`` exports every exit's logits in one graph instead.
+
 The subnet is built from its ``net.subnet``, the checkpoint (its state dict, or a dict holding
 one under ``state_dict``) is loaded strictly, and the network is exported in eval mode: ONNX with
 ``torch.onnx.export`` (the torch.export-based ``dynamo`` exporter, opset >= 18, by default; the
@@ -142,11 +149,17 @@ def output_names(n: int) -> list[str]:
 
 
 def export_onnx(
-    model: nn.Module, example: torch.Tensor, path: str, exporter: str, opset: int, n_outputs: int = 1
+    model: nn.Module,
+    example: torch.Tensor,
+    path: str,
+    exporter: str,
+    opset: int,
+    n_outputs: int = 1,
+    names: list[str] | None = None,
 ) -> int:
     """Write ``model`` as one self-contained ONNX file; returns the opset written."""
     onnx = require("onnx", "onnx", "--format onnx")
-    names = output_names(n_outputs)
+    names = names or output_names(n_outputs)
     kwargs: dict[str, Any] = {"input_names": ["input"], "output_names": names, "opset_version": opset}
     if exporter == "dynamo":
         require("onnxscript", "onnxscript", "the dynamo ONNX exporter")
@@ -238,6 +251,26 @@ def check_outputs(model, runner, batch_size: int, resolution: int, device, atol:
     }
 
 
+def check_stages(deploy, runner_of, paths, batch_size, resolution, device, atol, rtol) -> dict:
+    """Each stage file against its PyTorch stage, on the stage inputs of seeded random images
+    (batch ``batch_size`` and ``batch_size + 2``): both outputs (features and head output)."""
+    gen = torch.Generator().manual_seed(CHECK_SEED)
+    max_diff, passed, shapes = 0.0, True, []
+    for b in (batch_size, batch_size + 2):
+        x = torch.randn(b, 3, resolution, resolution, generator=gen).to(device)
+        shapes.append([b, 3, resolution, resolution])
+        for stage, inp, path in zip(deploy.stages, deploy.stage_inputs(x), paths, strict=True):
+            with torch.no_grad():
+                refs = [t.cpu().numpy() for t in stage(inp)]
+            outs = runner_of(path)(inp.cpu())
+            for out, ref in zip(outs, refs, strict=True):
+                diff = np.abs(np.asarray(out, dtype=np.float64) - ref.astype(np.float64))
+                max_diff = max(max_diff, float(np.max(diff)) if diff.size else 0.0)
+                passed = passed and out.shape == ref.shape and bool(np.all(diff <= atol + rtol * np.abs(ref)))
+    return {"seed": CHECK_SEED, "input_shapes": shapes, "max_abs_diff": max_diff, "atol": atol, "rtol": rtol,
+            "passed": bool(passed and np.isfinite(max_diff))}  # fmt: skip
+
+
 def sha256_of(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -265,11 +298,29 @@ def main(argv: list[str] | None = None) -> int:
         "(default: random weights, for latency measurements only)",
     )
     p.add_argument("--format", default="onnx", help="onnx (default) or torchscript")
+    p.add_argument(
+        "--stats",
+        help="early-exit networks: the net.stats whose thresholds and exit policy the export applies "
+        "(default: the net.stats next to --subnet, if any)",
+    )
+    p.add_argument(
+        "--all_exits",
+        action="store_true",
+        help="early-exit networks: export every exit's logits for every sample (one graph, no control "
+        "flow) instead of the network that stops at its first confident exit",
+    )
     p.add_argument("--output", help="the file to write (default: net.onnx / net.pt next to --subnet)")
     p.add_argument(
         "--search_space", help="registered search space of the subnet (default: the default preset's)"
     )
     p.add_argument("--width_mult", help="OFA spaces: 1.0 or 1.2 (default: the subnet's w, else 1.0)")
+    p.add_argument(
+        "--space_options",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="options of the search space as the search had them, e.g. exit_head=nachos",
+    )
     p.add_argument(
         "--resolution", help="input height and width (default: the subnet's r; 32 for spaces without one)"
     )
@@ -323,7 +374,10 @@ def main(argv: list[str] | None = None) -> int:
     from nas.space import SEARCH_SPACES
 
     try:
-        space = SEARCH_SPACES.get(args.search_space or default_space_name()).for_arch(raw)
+        from nas.config import parse_overrides
+
+        cls = SEARCH_SPACES.get(args.search_space or default_space_name())
+        space = cls.for_arch(raw, **parse_overrides(args.space_options, cls.Options))
         arch = space.validate(raw)
     except UserError as e:
         raise UserError(f"subnet file {args.subnet!r}: {e}") from None
@@ -358,6 +412,16 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"warning: no --ckpt: random weights ({n_classes} classes); use the file for latency only")
     model = model.to(device).eval()
+    deploy, early_exit = None, None
+    if callable(getattr(model, "deployable", None)) and not args.all_exits:
+        stats_path = args.stats or os.path.join(os.path.dirname(os.path.abspath(args.subnet)), "net.stats")
+        if args.stats is not None and not os.path.isfile(args.stats):
+            raise UserError(f"--stats {args.stats!r} does not exist; pass the network's net.stats")
+        stats = read_json(stats_path, "net.stats") if os.path.isfile(stats_path) else None
+        deploy = model.deployable(stats).to(device).eval()
+        early_exit = {**deploy.describe(), "stats": os.path.abspath(stats_path) if stats else None}
+        if stats is None:
+            print("warning: no net.stats with thresholds: every early exit's threshold is 1.0 (pass --stats)")
     costs = measure_costs(model, resolution, device)
     input_shape = [batch_size, 3, resolution, resolution]
     print(
@@ -367,6 +431,10 @@ def main(argv: list[str] | None = None) -> int:
     example = torch.randn(input_shape, generator=torch.Generator().manual_seed(CHECK_SEED)).to(device)
     with torch.no_grad():
         n_outputs = len(tensors_of(model(example)))  # several for multi-exit networks
+    if deploy is not None:
+        return export_early_exit(
+            args, deploy, early_exit, example, output, exporter, opset, device, atol, rtol
+        )
     tmp = temp_path_for(output)
     try:
         if onnx_format:
@@ -429,6 +497,61 @@ def main(argv: list[str] | None = None) -> int:
         "subnet": os.path.abspath(args.subnet),
         "ckpt": os.path.abspath(args.ckpt) if args.ckpt else None,
         "random_weights": state is None,
+        "device": str(device),
+        "versions": {m: version_of(m) for m in ("torch", "onnx", "onnxruntime", "onnxscript")},
+    }
+    write_json(output + ".json", info)
+    print(f"wrote {output}.json")
+    return 0 if check["passed"] else 1
+
+
+def export_early_exit(args, deploy, early_exit, example, output, exporter, opset, device, atol, rtol) -> int:
+    """A network that stops at its first confident exit: TorchScript keeps the exit rule in one
+    file (its stages traced, the rule scripted); ONNX gets one file per stage,
+    ``<output stem>.stage<k>.onnx``, the rule between stages being the user's (``<output>.json``
+    spells it out). Checked against PyTorch: the whole runtime (logits and exit index) for
+    TorchScript, every stage's outputs for ONNX."""
+    batch_size, resolution = example.shape[0], example.shape[-1]
+    if args.format == "torchscript":
+        tmp = temp_path_for(output)
+        try:
+            deploy.torchscript(example).save(tmp)
+            os.replace(tmp, output)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        files = [output]
+        runner = load_runner("torchscript", output, device)
+        check = check_outputs(deploy, runner, batch_size, resolution, device, atol, rtol)
+    else:
+        stem = output[: -len(".onnx")] if output.endswith(".onnx") else output
+        files = [f"{stem}.stage{k}.onnx" for k in range(len(deploy.stages))]
+        for stage, inp, path in zip(deploy.stages, deploy.stage_inputs(example), files, strict=True):
+            tmp = temp_path_for(path)
+            try:
+                export_onnx(stage, inp, tmp, exporter, opset, 2, names=["features", "out"])
+                os.replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+        check = check_stages(deploy, lambda f: load_runner("onnx", f, device), files, batch_size, resolution,
+                             device, atol, rtol)  # fmt: skip
+    verdict = "pass" if check["passed"] else "FAIL"
+    print(f"exported {', '.join(files)}; check vs PyTorch: max |diff| {check['max_abs_diff']:.2e}: {verdict}")
+    info = {
+        "schema": SCHEMA,
+        "format": args.format,
+        "early_exit": early_exit,
+        "files": [
+            {"file": os.path.basename(f), "file_size": os.path.getsize(f), "sha256": sha256_of(f)}
+            for f in files
+        ],
+        "outputs": ["logits", "exit_index"] if args.format == "torchscript" else ["features", "out"],
+        "input_shape": list(example.shape),
+        "dynamic_batch": True,
+        "check": check,
+        "subnet": os.path.abspath(args.subnet),
+        "ckpt": os.path.abspath(args.ckpt) if args.ckpt else None,
         "device": str(device),
         "versions": {m: version_of(m) for m in ("torch", "onnx", "onnxruntime", "onnxscript")},
     }
