@@ -74,6 +74,9 @@ def test_sec_obj_none_makes_a_preset_single_objective(tmp_path, capsys):
         (["--benchmark", "nb201", "--n_iter", "50"], "exceeds the 40 candidates"),
         (["--benchmark", "nb201", "--sec_obj", "speed"], "unknown objective 'speed'"),
         (["--sec_obj", "foo"], "unknown objective 'foo'"),
+        (["--measures", "accuracy", "exits"], "the exits measure needs an early-exit search space"),
+        (["--search_space", "eemobilenetv3", "--trainer", "nachos"], "confidence unit"),
+        (["--search_space", "cbnmobilenetv3", "--sec_obj", "nachos"], "needs a budget: pass --mmax"),
         (["--resume", "/nonexistent/run"], "no iter_k.stats file there"),
         (["--benchmark", "nb201", "--pmax", "3"], "--pmax is an option of objective tiny_ml"),
         (
