@@ -57,7 +57,8 @@ def entries() -> list[list]:
 def test_the_run_directory(imported, space):
     dest = imported["dest"]
     assert imported["before"] == imported["after"]  # nothing under the source changed
-    assert "imported 317 architectures" in imported["stdout"] and "--no-weights" in imported["stdout"]
+    out = imported["stdout"]
+    assert "imported 317 architectures" in out and "post_search.py --expr" in out
     raw = entries()
     ids = list(dict.fromkeys(space.arch_id(e[0]) for e in raw))
     assert len(ids) == 317
@@ -137,6 +138,15 @@ def test_post_search_and_plot_search_read_it(imported, tmp_path):
     assert len(n["archive"]) == 316 and n["evaluated_per_iteration"] == [316] and n["front"]
     assert all(p["metrics"]["imported"]["from"] == str(SRC_FILE) for p in n["front"])
     assert imported["before"] == tree_hashes(CNAS)
+
+    # the surrogate's features include the exit genes, grouped as the family "exit"; on the
+    # reference's own archive they are the most important family for top-1
+    r = run_main("tools.analyze_surrogate_importance", "--expr", dest, "--predictor", "carts", "--k", "3",
+                 "--n_repeats", "2", "--output_dir", tmp_path / "imp")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    families = json.loads((tmp_path / "imp" / "importance.json").read_text())["families"]
+    assert max(families, key=lambda f: f["tau_drop"])["name"] == "exit"
+    assert next(f for f in families if f["name"] == "exit")["n_columns"] == 4
 
 
 def small_source(root: Path, name: str = "iter_2.stats", **changes) -> Path:

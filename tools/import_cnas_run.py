@@ -437,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = ImportConfig(**{k: v for k, v in args.items() if k not in ("src", "dest")})
     import_cnas_run(args["src"], args["dest"], cfg)
     print(
-        f"next: python post_search.py --expr {args['dest']} --no-weights; "
+        f"next: python post_search.py --expr {args['dest']}; "
         f"python tools/plot_search.py --expr {args['dest']}"
     )
     return 0
