@@ -122,8 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         dataset="cifar10_embedded", vld_size=1000, lr=32, ur=32, supernet_path=supernet(out), bn_batches=5,
         n_doe=args.n_doe, n_iter=args.n_iter, iterations=args.iterations, seed=args.seed, predictor="as",
         n_epochs=args.epochs, steps_per_epoch=args.steps, batch_size=64, base_lr=0.01,
-        **parse_overrides(args.set),
     )  # fmt: skip
+    common.update(parse_overrides(args.set))
     runs = {
         "single": search(
             "single", {**common, "search_space": "mobilenetv3", "sec_obj": "macs"}, out / "single"
