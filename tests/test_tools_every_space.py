@@ -8,15 +8,15 @@ import pytest
 from nas.cli import run_cli
 from nas.space import get_search_space, list_search_spaces
 
-SPACES = [n for n in list_search_spaces() if n in ("mobilenetv3", "nb201")]
+SPACES = [n for n in list_search_spaces() if n in ("mobilenetv3", "nb201", "eemobilenetv3", "cbnmobilenetv3")]
 
 
 @pytest.fixture(params=SPACES)
 def subnet_file(request, tmp_path):
     space = (
         get_search_space(request.param)
-        if request.param != "mobilenetv3"
-        else get_search_space("mobilenetv3", lr=32, ur=32)
+        if request.param == "nb201"
+        else get_search_space(request.param, lr=32, ur=32)
     )
     arch = space.sample(1, np.random.default_rng(0))[0]
     path = tmp_path / "net.subnet"
@@ -33,7 +33,13 @@ def test_net_info_analytic_equals_hooks(subnet_file, capsys):
         args = ["--search_space", name, "--subnet", path, "--n_classes", "10", "--method", method]
         assert run_cli(main, [*args, "--device", "cpu"]) == 0
         out.append(json.loads(capsys.readouterr().out))
-    assert out[0] == out[1] and out[0]["macs"] > 0
+    analytic, hooks = out
+    assert {k: analytic[k] for k in hooks} == hooks and hooks["macs"] > 0
+    if "exit_macs" in analytic:  # early-exit spaces: one cumulative cost per exit, the last the whole network
+        assert (
+            len(analytic["exit_macs"]) == analytic["n_exits"] + 1
+            and analytic["exit_macs"][-1] == hooks["macs"]
+        )
 
 
 def test_export_torchscript(subnet_file, tmp_path, capsys):

@@ -550,6 +550,7 @@ def export_early_exit(args, deploy, early_exit, example, output, exporter, opset
         "input_shape": list(example.shape),
         "dynamic_batch": True,
         "check": check,
+        "search_space": args.search_space,
         "subnet": os.path.abspath(args.subnet),
         "ckpt": os.path.abspath(args.ckpt) if args.ckpt else None,
         "device": str(device),
