@@ -102,15 +102,13 @@ def exit_report(
     plan = space.exit_plan(arch, n_classes)
     exit_macs = space.exit_costs(arch, n_classes)["exit_macs"]
     score = scores(out, policy)
-    if thresholds is None:
-        do_tune = options.tune if options.tune is not None else not plan.thresholds
-        if do_tune or not plan.thresholds:
+    if thresholds is None:  # cbnmobilenetv3's genes hold none: always tuned
+        if options.tune or not plan.thresholds:
             thresholds = tune(out, score, exit_macs, options.mmax, options.top1min)
         else:
             thresholds = list(plan.thresholds)
     st = evaluate(out, score, thresholds, exit_macs)
-    pred = torch.stack([lg.argmax(1) for lg in out.logits], 1).gather(1, st.exits[:, None])[:, 0]
-    probs = torch.stack([F.softmax(lg, 1) for lg in out.logits], 1)[torch.arange(len(pred)), st.exits]
+    probs = torch.stack([F.softmax(lg, 1) for lg in out.logits], 1)[torch.arange(len(st.exits)), st.exits]
     return {
         "top1": st.top1,
         "backbone_top1": 100.0 * (out.logits[-1].argmax(1) == out.labels).float().mean().item(),
