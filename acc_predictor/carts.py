@@ -6,7 +6,6 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from sklearn.tree import DecisionTreeRegressor
 
 from acc_predictor.common import seed_from
 from nas.surrogate import SURROGATES, Surrogate
@@ -49,6 +48,8 @@ class CARTs(Surrogate):
             rows = self.rng.integers(0, n, size=m)
             cols = np.sort(self.rng.choice(d, size=n_sub, replace=False))
             plans.append((rows, cols, seed_from(self.rng)))
+
+        from sklearn.tree import DecisionTreeRegressor  # 1 s to import: only when trees are grown
 
         def grow(plan: tuple[np.ndarray, np.ndarray, int]) -> DecisionTreeRegressor:
             rows, cols, seed = plan

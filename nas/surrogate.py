@@ -16,7 +16,6 @@ from abc import ABC, abstractmethod
 from typing import Any
 
 import numpy as np
-from scipy import stats
 from threadpoolctl import ThreadpoolController
 
 from nas.errors import UserError
@@ -186,6 +185,8 @@ def quality(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
     elif _is_constant(y_pred):
         rho = tau = 0.0
     else:
+        from scipy import stats  # 0.6 s to import: only where rank correlations are computed
+
         rho = float(stats.spearmanr(y_true, y_pred).statistic)
         tau = float(stats.kendalltau(y_true, y_pred).statistic)
     return {"rmse": rmse, "rho": rho, "tau": tau}

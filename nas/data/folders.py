@@ -13,8 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
-from torchvision.io import ImageReadMode, decode_image, decode_jpeg
-from torchvision.transforms.v2 import functional as TF
 
 from nas.errors import UserError
 
@@ -88,6 +86,9 @@ def read_files(paths: Sequence[str]) -> list[bytearray]:
 
 
 def _decode_one(blob: torch.Tensor, size: int, name: str) -> torch.Tensor:
+    from torchvision.io import ImageReadMode, decode_image  # torchvision loads in 2 s: only when decoding
+    from torchvision.transforms.v2 import functional as TF
+
     try:
         img = decode_image(blob, mode=ImageReadMode.RGB)
     except RuntimeError as e:
@@ -100,6 +101,9 @@ def _decode_one(blob: torch.Tensor, size: int, name: str) -> torch.Tensor:
 
 
 def _decode_chunk(blobs: Sequence[bytearray], names: Sequence[str], size: int, out: torch.Tensor) -> None:
+    from torchvision.io import ImageReadMode, decode_jpeg
+    from torchvision.transforms.v2 import functional as TF
+
     tensors = [torch.frombuffer(b, dtype=torch.uint8) for b in blobs]
     jpeg = [i for i, b in enumerate(blobs) if b[:3] == b"\xff\xd8\xff"]
     decoded: dict[int, torch.Tensor] = {}

@@ -15,8 +15,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
-from torchvision.io import ImageReadMode, decode_image, read_file
-from torchvision.transforms.v2 import functional as TF
 
 from nas.data.splits import FileSplit, Split, TensorSplit
 from nas.errors import UserError
@@ -180,6 +178,9 @@ class _FileDataset(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        from torchvision.io import ImageReadMode, decode_image, read_file  # loaded once, when first used
+        from torchvision.transforms.v2 import functional as TF
+
         img = decode_image(read_file(self.paths[i]), mode=ImageReadMode.RGB)
         r = self.resolution
         if self.train:
