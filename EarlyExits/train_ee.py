@@ -25,6 +25,7 @@ import numpy as np
 from EarlyExits.latency import batch1_latency
 from EarlyExits.measures import ExitOptions, collect_outputs, default_policy, exit_report, require_exit_space
 from EarlyExits.policies import get_policy
+from EarlyExits.trainers import JointTask, NachosTask
 from nas.config import option
 from nas.device import resolve_device
 from nas.errors import UserError
@@ -35,7 +36,7 @@ from nas.training.trainers import TRAINERS
 
 
 @dataclass
-class EETrainConfig(SubnetTrainConfig, ExitOptions):
+class EETrainConfig(SubnetTrainConfig, ExitOptions, NachosTask, JointTask):
     """Defaults of ``train.py ee`` (the options of ``train.py subnet``, the trainer's and the exits')."""
 
     search_space: str | None = option("eemobilenetv3", "eemobilenetv3 or cbnmobilenetv3")
@@ -48,16 +49,6 @@ class EETrainConfig(SubnetTrainConfig, ExitOptions):
     epochs: int = option(5, "training epochs")
     base_lr: float | None = option(0.01, "peak learning rate")
     vld_size: int = option(1000, "training images held out as the validation split (threshold tuning)")
-    exit_weights: list[float] | None = option(
-        None, "ee_joint: weight of each exit's cross-entropy (default all 1)"
-    )
-    freeze_backbone: bool = option(True, "nachos: train the heads and confidence units only")
-    ee_warmup: int = option(1, "nachos: epochs before the MAC and support-set terms join the loss")
-    w_alpha: float = option(1.0, "nachos: weight of the q-weighted classification loss")
-    w_bce: float = option(1.0, "nachos: weight of the confidence units' BCE")
-    w_beta: float = option(1.0, "nachos: weight of the MAC term")
-    w_gamma: float = option(1.0, "nachos: weight of the support-set term")
-    support_share: float = option(0.1, "nachos: share of the training split held out as the support set")
     latency_images: int = option(200, "test images timed at batch size 1 (0: no latency measurement)")
 
 

@@ -40,11 +40,18 @@ from nas.training.trainers import TRAINERS, LoopOptions, LoopTrainer
 
 
 @dataclass
-class JointOptions(LoopOptions):
-    n_epochs: int = option(2, "training epochs of every candidate's exits (joint with the backbone)")
+class JointTask:
+    """What ``ee_joint`` adds to the training loop's options (``train.py ee`` has them too)."""
+
     exit_weights: list[float] | None = option(
-        None, "weight of each exit's cross-entropy, early exits first, the final one last (default: all 1)"
+        None,
+        "ee_joint: weight of each exit's cross-entropy, early exits first, the final one last (default: 1)",
     )
+
+
+@dataclass
+class JointOptions(LoopOptions, JointTask):
+    n_epochs: int = option(2, "training epochs of every candidate's exits (joint with the backbone)")
 
 
 @TRAINERS.register("ee_joint")
@@ -74,18 +81,24 @@ class JointTrainer(LoopTrainer):
 
 
 @dataclass
-class NachosOptions(LoopOptions):
-    n_epochs: int = option(2, "training epochs of every candidate's exits")
+class NachosTask:
+    """What ``nachos`` adds to the training loop's options (``train.py ee`` has them too)."""
+
     freeze_backbone: bool = option(
-        True, "train the heads and confidence units only (the backbone stays as inherited)"
+        True, "nachos: train the heads and confidence units only (the backbone stays as inherited)"
     )
-    ee_warmup: int = option(1, "epochs before the MAC and support-set terms join the loss")
+    ee_warmup: int = option(1, "nachos: epochs before the MAC and support-set terms join the loss")
     mmax: float | None = option(None, "avg_macs budget of the MAC term, millions; none: no MAC term")
-    w_alpha: float = option(1.0, "weight of the q-weighted classification loss")
-    w_bce: float = option(1.0, "weight of the confidence units' class-balanced BCE")
-    w_beta: float = option(1.0, "weight of the MAC term")
-    w_gamma: float = option(1.0, "weight of the support-set term (0: no support set held out)")
-    support_share: float = option(0.1, "share of the training split held out as the support set")
+    w_alpha: float = option(1.0, "nachos: weight of the q-weighted classification loss")
+    w_bce: float = option(1.0, "nachos: weight of the confidence units' class-balanced BCE")
+    w_beta: float = option(1.0, "nachos: weight of the MAC term")
+    w_gamma: float = option(1.0, "nachos: weight of the support-set term (0: no support set held out)")
+    support_share: float = option(0.1, "nachos: share of the training split held out as the support set")
+
+
+@dataclass
+class NachosOptions(LoopOptions, NachosTask):
+    n_epochs: int = option(2, "training epochs of every candidate's exits")
 
 
 def exit_probabilities(conf: list[torch.Tensor], n: int, device: torch.device) -> torch.Tensor:
