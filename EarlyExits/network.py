@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 
 from EarlyExits.policies import ExitPolicy
+from EarlyExits.runtime import backbone_tail
 
 
 class EarlyExitNet(nn.Module):
@@ -60,14 +61,6 @@ class EarlyExitNet(nn.Module):
             return out, None
         return out[:, :-1], torch.sigmoid(out[:, -1].float())
 
-    def _tail(self, x: torch.Tensor) -> torch.Tensor:
-        """The backbone after its last block: final expand, pooling, feature mix, classifier."""
-        b = self.backbone
-        x = b.final_expand_layer(x)
-        x = x.mean(3, keepdim=True).mean(2, keepdim=True)
-        x = b.feature_mix_layer(x)
-        return b.classifier(x.view(x.size(0), -1))
-
     def outputs(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
         """Every exit's logits (early exits, then the final one) and, with confidence units, the
         early exits' exit probabilities."""
@@ -81,7 +74,7 @@ class EarlyExitNet(nn.Module):
                 logits.append(lg)
                 conf.append(c)
                 k += 1
-        logits.append(self._tail(x))
+        logits.append(backbone_tail(self.backbone, x))
         return logits, (conf if self.confidence else None)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:

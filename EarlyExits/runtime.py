@@ -72,10 +72,15 @@ class Tail(nn.Module):
         self.classifier = backbone.classifier
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.final_expand_layer(x)
-        x = x.mean(3, keepdim=True).mean(2, keepdim=True)
-        x = self.feature_mix_layer(x)
-        return self.classifier(x.view(x.size(0), -1))
+        return backbone_tail(self, x)
+
+
+def backbone_tail(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """What ofa's MobileNetV3 runs after its last block, with ``m``'s layers of those names."""
+    x = m.final_expand_layer(x)
+    x = x.mean(3, keepdim=True).mean(2, keepdim=True)
+    x = m.feature_mix_layer(x)
+    return m.classifier(x.view(x.size(0), -1))
 
 
 class EarlyExitRuntime(nn.Module):

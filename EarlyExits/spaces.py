@@ -80,8 +80,13 @@ class EarlyExitSpace(OFAMobileNetV3Space):
         """Early exits (the final classifier not counted)."""
         return len(self.exit_stages(arch))
 
-    def exit_plan(self, arch: Arch, n_classes: int) -> ExitPlan:
+    def _analysis(self, arch: Arch, n_classes: int) -> tuple[ExitPlan, list[dict], dict, list[dict]]:
+        """The exit plan, the backbone's integer costs up to each stage and in full, and each head's:
+        computed once for what :meth:`exit_plan`, :meth:`exit_counts` and :meth:`costs` report."""
         arch = self.validate(arch)
+        base = {k: arch[k] for k in ("ks", "e", "d", "r", "w")}
+        stage = analytic_stage_counts(base, n_classes, self.width_mult)
+        full = analytic_counts(base, n_classes, self.width_mult)
         stages = self.exit_stages(arch)
         widths = stage_widths(self.width_mult)
         hw, sizes_all = same_out(arch["r"], 2), []
@@ -95,11 +100,14 @@ class EarlyExitSpace(OFAMobileNetV3Space):
         head = self.options.exit_head
         pools = [1] * len(stages)
         if head == "nachos" and stages:
-            prefix = [c["macs"] for c in analytic_stage_counts(self._base(arch), n_classes, self.width_mult)]
-            final = analytic_counts(self._base(arch), n_classes, self.width_mult)["macs"]
-            pools = choose_pools([prefix[s] for s in stages], channels, sizes, final, n_out)
+            pools = choose_pools([stage[s]["macs"] for s in stages], channels, sizes, full["macs"], n_out)
         thresholds = [arch["t"][s] for s in stages] if "t" in arch else []
-        return ExitPlan(stages, taps, channels, sizes, pools, head, n_out, thresholds)
+        plan = ExitPlan(stages, taps, channels, sizes, pools, head, n_out, thresholds)
+        heads = [head_counts(head, c, z, n_out, k) for c, z, k in zip(channels, sizes, pools, strict=True)]
+        return plan, stage, full, heads
+
+    def exit_plan(self, arch: Arch, n_classes: int) -> ExitPlan:
+        return self._analysis(arch, n_classes)[0]
 
     def exit_counts(self, arch: Arch, n_classes: int) -> dict[str, list[int]]:
         """Exact integer costs per exit (early exits, then the final one):
@@ -109,27 +117,7 @@ class EarlyExitSpace(OFAMobileNetV3Space):
         - ``exit_params``: parameters of the backbone up to the exit plus that exit's head;
         - ``head_macs`` / ``head_params``: the heads alone (the final one: 0, it is the backbone's).
         """
-        plan = self.exit_plan(arch, n_classes)
-        base = self._base(arch)
-        stage = analytic_stage_counts(base, n_classes, self.width_mult)
-        full = analytic_counts(base, n_classes, self.width_mult)
-        heads = [
-            head_counts(plan.head, c, s, plan.n_out, k)
-            for c, s, k in zip(plan.channels, plan.sizes, plan.pools, strict=True)
-        ]
-        out: dict[str, list[int]] = {"exit_macs": [], "exit_params": [], "head_macs": [], "head_params": []}
-        paid = 0
-        for s, h in zip(plan.stages, heads, strict=True):
-            paid += h["macs"]
-            out["exit_macs"].append(stage[s]["macs"] + paid)
-            out["exit_params"].append(stage[s]["params"] + h["params"])
-            out["head_macs"].append(h["macs"])
-            out["head_params"].append(h["params"])
-        out["exit_macs"].append(full["macs"] + paid)
-        out["exit_params"].append(full["params"])
-        out["head_macs"].append(0)
-        out["head_params"].append(0)
-        return out
+        return _exit_counts(*self._analysis(arch, n_classes))
 
     def exit_costs(self, arch: Arch, n_classes: int) -> dict[str, list[float]]:
         """:meth:`exit_counts` in millions."""
@@ -141,18 +129,13 @@ class EarlyExitSpace(OFAMobileNetV3Space):
         """The whole network (backbone + every head): params, MACs (what a sample that runs every
         exit pays) and activations; plus ``backbone_macs`` / ``backbone_params`` (the single-exit
         twin), ``n_exits`` and the per-exit ``exit_macs`` (millions)."""
-        plan = self.exit_plan(arch, n_classes)
-        base = analytic_counts(self._base(arch), n_classes, self.width_mult)
-        total = dict(base)
-        for c, s, k in zip(plan.channels, plan.sizes, plan.pools, strict=True):
-            h = head_counts(plan.head, c, s, plan.n_out, k)
-            for key in total:
-                total[key] += h[key]
+        plan, stage, full, heads = self._analysis(arch, n_classes)
+        total = {key: full[key] + sum(h[key] for h in heads) for key in full}
         out: dict[str, Any] = millions(total)
-        out["backbone_macs"] = base["macs"] / 1e6
-        out["backbone_params"] = base["params"] / 1e6
+        out["backbone_macs"] = full["macs"] / 1e6
+        out["backbone_params"] = full["params"] / 1e6
         out["n_exits"] = len(plan.stages)
-        out["exit_macs"] = self.exit_costs(arch, n_classes)["exit_macs"]
+        out["exit_macs"] = [v / 1e6 for v in _exit_counts(plan, stage, full, heads)["exit_macs"]]
         return out
 
     def build(self, arch: Arch, supernet: Any = None, n_classes: int = 1000) -> Any:
@@ -237,3 +220,20 @@ class CBNMobileNetV3Space(EarlyExitSpace):
 
     def exit_stages(self, arch: Arch) -> list[int]:
         return [s for s, b in enumerate(arch["b"]) if b]
+
+
+def _exit_counts(plan: ExitPlan, stage: list[dict], full: dict, heads: list[dict]) -> dict[str, list[int]]:
+    """See :meth:`EarlyExitSpace.exit_counts`."""
+    out: dict[str, list[int]] = {"exit_macs": [], "exit_params": [], "head_macs": [], "head_params": []}
+    paid = 0
+    for s, h in zip(plan.stages, heads, strict=True):
+        paid += h["macs"]
+        out["exit_macs"].append(stage[s]["macs"] + paid)
+        out["exit_params"].append(stage[s]["params"] + h["params"])
+        out["head_macs"].append(h["macs"])
+        out["head_params"].append(h["params"])
+    out["exit_macs"].append(full["macs"] + paid)
+    out["exit_params"].append(full["params"])
+    out["head_macs"].append(0)
+    out["head_params"].append(0)
+    return out
