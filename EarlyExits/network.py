@@ -42,6 +42,11 @@ class EarlyExitNet(nn.Module):
         """Early exits (the final classifier not counted)."""
         return len(self.heads)
 
+    def new_modules(self) -> list[nn.Module]:
+        """The exit heads: what training adds to the inherited backbone (``--new_lr_mult`` scales
+        their learning rate)."""
+        return list(self.heads)
+
     def freeze_backbone(self, frozen: bool = True) -> None:
         """Train the heads only: the backbone's parameters get no gradient and its BatchNorm
         statistics stay as they are (the backbone stays in eval mode)."""

@@ -29,8 +29,8 @@ from nas.config import option
 from nas.errors import UserError
 from nas.space import SEARCH_SPACES, Arch, GeneGroup
 from NasSearchSpace.ofa_mbv3 import OFAMobileNetV3Space
-from NasSearchSpace.ofa_mbv3_costs import analytic_counts, analytic_stage_counts, millions, same_out
-from NasSearchSpace.ofa_mbv3_layout import N_STAGES, STAGE_STRIDES, stage_widths
+from NasSearchSpace.ofa_mbv3_costs import analytic_counts, analytic_stage_counts, millions, stage_sides
+from NasSearchSpace.ofa_mbv3_layout import N_STAGES, stage_widths
 
 N_BOUNDARIES = N_STAGES - 1  # exits may follow stages 1-4; stage 5 ends in the final classifier
 THRESHOLDS = (0.1, 0.2, 1.0)  # EDANAS's threshold genes; 1.0 = no exit
@@ -89,10 +89,7 @@ class EarlyExitSpace(OFAMobileNetV3Space):
         full = analytic_counts(base, n_classes, self.width_mult)
         stages = self.exit_stages(arch)
         widths = stage_widths(self.width_mult)
-        hw, sizes_all = same_out(arch["r"], 2), []
-        for stride in STAGE_STRIDES:
-            hw = same_out(hw, stride)
-            sizes_all.append(hw)
+        sizes_all = stage_sides(arch["r"])
         taps = [int(np.sum(arch["d"][: s + 1])) for s in stages]  # blocks[0] is the fixed first block
         channels = [widths[2 + s] for s in stages]
         sizes = [sizes_all[s] for s in stages]

@@ -172,9 +172,11 @@ class NachosTrainer(LoopTrainer):
         model.freeze_backbone(False)
         self._state = {}
 
+    def on_epoch_start(self, loop: Any) -> None:
+        self._state["epoch"] = loop.epoch  # from the loop, so a resumed run keeps its warm-up
+
     def on_epoch_end(self, loop: Any) -> dict[str, float]:
         st = self._state
-        st["epoch"] = loop.epoch
         if "support_split" in st and loop.epoch >= self.options.ee_warmup:
             ctx = st["ctx"]
             batches = batches_of(

@@ -1,1 +1,4 @@
-"""Input-dependent layer-skipping gates plug in here; they arrive with their own issue."""
+"""Input-dependent layer skipping: the gated MobileNetV3 space, its gates, the gate trainer, the
+``gates`` measure and ``train.py layer_skipping``. Loaded as a plug-in: importing it registers them."""
+
+from LayerSkipping import measures, spaces, train_ls, trainer  # noqa: F401  (registrations)

@@ -51,6 +51,15 @@ def same_out(size: int, stride: int) -> int:
     return -(-size // stride)
 
 
+def stage_sides(resolution: int) -> list[int]:
+    """Side of the feature map at the end of each of the 5 stages (after the stride-2 first conv)."""
+    hw, sides = same_out(resolution, 2), []
+    for stride in STAGE_STRIDES:
+        hw = same_out(hw, stride)
+        sides.append(hw)
+    return sides
+
+
 # A layer's cost is a constant (params) plus terms proportional to the area of the map it runs on.
 # Maps: IN = the block's input resolution, OUT = its output resolution, ONE = a 1x1 map (pooled).
 IN, OUT, ONE = 0, 1, 2

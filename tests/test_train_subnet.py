@@ -351,3 +351,29 @@ def test_train_py_reports_bad_input_in_one_line(tmp_path):
         f"error: --subnet {str(tmp_path / 'x.subnet')!r} does not exist; "
         "pass the net.subnet file of the network"
     ]
+
+
+def test_on_epoch_start_sees_the_epoch_also_after_a_resume_of_an_older_checkpoint(subnet_file, tmp_path):
+    """The loop's ``on_epoch_start`` hook (per-epoch settings of a task: soft or hard gates, a loss
+    ramp) gets the number of epochs done, also when a run resumes; an option added after a
+    checkpoint was written (here ``new_lr_mult``) is taken at its default when resuming it."""
+    from nas.training.trainers import SingleExit
+
+    class Recorder(SingleExit):
+        seen: list[int] = []
+        stop_at: int | None = 1
+
+        def on_epoch_start(self, loop):
+            if loop.epoch == self.stop_at:
+                raise KeyboardInterrupt  # a kill after the first epoch's checkpoint
+            self.seen.append(loop.epoch)
+
+    cfg = config(subnet_file, tmp_path / "r", epochs=2)
+    with pytest.raises(KeyboardInterrupt):
+        train_subnet(cfg, log=quiet, task=Recorder())
+    ckpt = load_checkpoint(tmp_path / "r" / "checkpoint.pth")
+    del ckpt["settings"]["new_lr_mult"]  # as written before the option existed
+    save_checkpoint(tmp_path / "r" / "checkpoint.pth", ckpt)
+    Recorder.stop_at = None
+    train_subnet(config(subnet_file, tmp_path / "r", epochs=2, resume=True), log=quiet, task=Recorder())
+    assert Recorder.seen == [0, 1]

@@ -15,6 +15,8 @@ Everything that differs between trainings is a hook, so no training copies the l
   gradients accumulate (the supernet's sandwich rule); it calls ``loop.backward(loss)``;
 - ``evaluate_fn(model, batches) -> metrics``: scores the validation and test splits (default:
   top-1, top-5 and loss of the final output);
+- ``on_epoch_start(loop)``: before each epoch's first step (``loop.epoch`` epochs done, also after a
+  ``--resume``): per-epoch settings of a task, e.g. soft or hard gates, a loss weight's ramp;
 - ``on_epoch_end(loop) -> metrics``: what is measured after each epoch (default: ``evaluate_fn``
   on the validation split, when there is one).
 """
@@ -62,6 +64,9 @@ class TrainConfig:
     )
     momentum: float = option(0.9, "momentum of sgd and sam (nesterov for sgd)")
     weight_decay: float = option(5e-5, "weight decay (not applied to BatchNorm and biases)")
+    new_lr_mult: float = option(
+        1.0, "learning-rate multiplier of the parts a task adds to a pre-trained network (exit heads, gates)"
+    )
     sam_rho: float = option(0.05, "radius of SAM's ascent step (--optimizer sam)")
     warmup_epochs: float = option(1.0, "linear warm-up of the learning rate, epochs; then cosine decay to 0")
     label_smoothing: float = option(0.1, "label smoothing of the training loss")
@@ -119,6 +124,7 @@ class TrainLoop:
         step_fn: Callable[[TrainLoop, torch.Tensor, torch.Tensor], tuple[float, torch.Tensor | None]]
         | None = None,
         on_epoch_end: Callable[[TrainLoop], dict[str, float]] | None = None,
+        on_epoch_start: Callable[[TrainLoop], None] | None = None,
         identity: dict[str, Any] | None = None,
         meta: dict[str, Any] | None = None,
         weights_file: str = "ckpt.pth",
@@ -135,6 +141,7 @@ class TrainLoop:
         self.evaluate_fn = evaluate_fn or accuracy
         self.step_fn = step_fn or _loss_step
         self.on_epoch_end = on_epoch_end or validate_epoch
+        self.on_epoch_start = on_epoch_start or (lambda loop: None)
         self.identity = identity or {}
         self.meta = meta or {}
         self.weights_file, self.weights_every_epoch = weights_file, weights_every_epoch
@@ -153,7 +160,9 @@ class TrainLoop:
         self.steps = n if cfg.steps_per_epoch is None else min(n, cfg.steps_per_epoch)
         if self.steps == 0:
             raise UserError(f"--batch_size {cfg.batch_size} exceeds the {len(data.train)} training images")
-        self.optimizer = self.spec.make(param_groups(self.model, cfg.weight_decay), self.base_lr, cfg)
+        self.optimizer = self.spec.make(
+            param_groups(self.model, cfg.weight_decay, self.base_lr, cfg.new_lr_mult), self.base_lr, cfg
+        )
         self.sam = SharpnessAware(self.model.parameters(), cfg.sam_rho) if self.spec.sam else None
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, warmup_cosine(int(cfg.warmup_epochs * self.steps), self.steps * cfg.epochs)
@@ -209,6 +218,8 @@ class TrainLoop:
         if ckpt.get("schema") != CHECKPOINT_SCHEMA:
             raise UserError(f"{self.ckpt_path} is not a checkpoint of this trainer; choose another --save")
         old, new = ckpt.get("settings", {}), self.settings()
+        # an option added after the checkpoint was written is taken at its default
+        old = {**{f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name in new}, **old}
         for key in dict.fromkeys([*new, *old]):
             if old.get(key) != new.get(key):
                 raise UserError(
@@ -284,6 +295,7 @@ class TrainLoop:
             self.loader.set_epoch(e)
             torch.manual_seed(derive_seed(cfg.seed, e, 3))  # dropout of this epoch, reproducible on resume
             self.model.train()
+            self.on_epoch_start(self)
             t0 = time.time()
             loss_sum, correct, seen = 0.0, 0, 0
             lr = self.optimizer.param_groups[0]["lr"]
@@ -408,6 +420,8 @@ def check_train_config(cfg: TrainConfig) -> None:
     OPTIMIZERS.get(cfg.optimizer)  # unknown names: one line listing the choices
     if cfg.base_lr is not None and not cfg.base_lr > 0:
         raise UserError(f"--base_lr {cfg.base_lr} must be > 0")
+    if not cfg.new_lr_mult > 0:
+        raise UserError(f"--new_lr_mult {cfg.new_lr_mult} must be > 0")
     if cfg.steps_per_epoch is not None and cfg.steps_per_epoch < 1:
         raise UserError(f"--steps_per_epoch {cfg.steps_per_epoch} must be >= 1 (or left out)")
     checks = [

@@ -95,14 +95,34 @@ def frozen_bn_stats(model: nn.Module) -> Iterator[None]:
             m.momentum = momentum
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+def param_groups(
+    model: nn.Module, weight_decay: float, lr: float | None = None, new_lr_mult: float = 1.0
+) -> list[dict]:
     """The model's trainable parameters in two groups: with ``weight_decay``, and without it for
-    BatchNorm weights and biases (every tensor of one dimension or less)."""
-    decay, no_decay = [], []
+    BatchNorm weights and biases (every tensor of one dimension or less).
+
+    A model that lists the parts a task added to a pre-trained network in ``new_modules()`` (exit
+    heads, gates) gets those in two more groups whose learning rate is ``lr * new_lr_mult`` (when
+    ``new_lr_mult != 1``): freshly initialised layers then learn faster than the inherited ones.
+    """
+    new = set()
+    if new_lr_mult != 1.0 and hasattr(model, "new_modules"):
+        new = {id(p) for m in model.new_modules() for p in m.parameters()}
+    groups = {(fresh, d): [] for fresh in (False, True) for d in (True, False)}
     for p in model.parameters():
         if p.requires_grad:
-            (no_decay if p.ndim <= 1 else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+            groups[(id(p) in new, p.ndim > 1)].append(p)
+    out = []
+    for (fresh, decay), params in groups.items():
+        if fresh and not params:
+            continue
+        group = {"params": params, "weight_decay": weight_decay if decay else 0.0}
+        if fresh:
+            if lr is None:
+                raise ValueError("param_groups needs the base learning rate to scale the new parts' rate")
+            group["lr"] = lr * new_lr_mult
+        out.append(group)
+    return out
 
 
 def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]:

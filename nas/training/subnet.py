@@ -216,6 +216,7 @@ def train_subnet(
     new_subnet = _check_run_dir(cfg.save, job.space, job.arch)
     meta = {"arch": job.arch, "n_classes": job.data.n_classes, "dataset": cfg.dataset}
     model, data, on_epoch_end = model_fn(job) if model_fn is not None else job.model, job.data, None
+    on_epoch_start = None
     if task is not None:
         from nas.measures import EvalContext
 
@@ -227,6 +228,8 @@ def train_subnet(
         def on_epoch_end(loop: TrainLoop) -> dict[str, float]:
             return {**validate_epoch(loop), **task.on_epoch_end(loop)}
 
+        on_epoch_start = task.on_epoch_start
+
     trainer = TrainLoop(
         model,
         data,
@@ -235,6 +238,7 @@ def train_subnet(
         loss_fn=loss_fn,
         evaluate_fn=evaluate_fn,
         on_epoch_end=on_epoch_end,
+        on_epoch_start=on_epoch_start,
         identity={"arch": job.space.canonical(job.arch)},
         meta=meta,
         log=log,
@@ -248,6 +252,8 @@ def train_subnet(
     finally:
         if task is not None:
             task.end(model)
+    if task is not None:
+        trainer.save_weights()  # what end() left (e.g. the best epoch's weights) is what is kept and tested
     if new_subnet is not None:
         write_json(new_subnet, job.arch)
     res = trainer.test()

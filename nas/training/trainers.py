@@ -61,6 +61,9 @@ class LoopOptions:
     base_lr: float = option(0.01, "peak fine-tuning learning rate")
     momentum: float = option(0.9, "momentum of sgd and sam (nesterov for sgd)")
     weight_decay: float = option(5e-5, "weight decay (not applied to BatchNorm and biases)")
+    new_lr_mult: float = option(
+        1.0, "learning-rate multiplier of the parts a task adds to the candidate (exit heads, gates)"
+    )
     sam_rho: float = option(0.05, "radius of SAM's ascent step (--optimizer sam)")
     warmup_epochs: float = option(0.0, "linear warm-up of the fine-tuning learning rate, epochs; then cosine")
     label_smoothing: float = option(0.0, "label smoothing of the fine-tuning loss")
@@ -107,6 +110,7 @@ class LoopTrainer(Trainer):
             cfg,
             loss_fn=self.loss,
             on_epoch_end=self.on_epoch_end,
+            on_epoch_start=self.on_epoch_start,
             log=lambda *_: None,
         )
         try:
@@ -119,6 +123,9 @@ class LoopTrainer(Trainer):
         """Before a candidate's training: per-candidate state (e.g. its exit costs); returns the
         data to train on (default: ``data``, the training split without the validation images)."""
         return data
+
+    def on_epoch_start(self, loop: Any) -> None:
+        """Before each epoch (``loop.epoch`` epochs done, also after a resume): per-epoch settings."""
 
     def on_epoch_end(self, loop: Any) -> dict[str, float]:
         """After each epoch (``loop.epoch`` epochs done): metrics for the training log (default none)."""
