@@ -34,73 +34,16 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from nas.plugins import load_plugins, plugin_list  # noqa: E402
+from nas.plugins import load_plugins  # noqa: E402
 
 load_plugins()
 
+from benchmarks.runs import plot_fronts, quickstart_supernet, rebuild, resumable_search  # noqa: E402
 from EarlyExits.latency import batch1_latency  # noqa: E402
 from EarlyExits.measures import ExitOptions, collect_outputs, default_policy, exit_report  # noqa: E402
 from EarlyExits.policies import get_policy  # noqa: E402
-from nas.analysis import save_figure  # noqa: E402
 from nas.config import parse_overrides  # noqa: E402
-from nas.io import load_checkpoint  # noqa: E402
-from nas.post_search import evaluation_checkpoint  # noqa: E402
 from nas.scoring import accuracy, batches_of  # noqa: E402
-from nas.search.archive import read_stats  # noqa: E402
-from nas.search.description import RunSpec  # noqa: E402
-from nas.search.factory import build_evaluator, build_run  # noqa: E402
-from nas.search.loop import Search, latest_stats  # noqa: E402
-from nas.search.selection import ranks  # noqa: E402
-from nas.training.supernet import SupernetConfig, SupernetTrainer  # noqa: E402
-
-SUPERNET = dict(  # the quickstart's supernet
-    dataset="cifar10_embedded", vld_size=1000, lr=32, ur=32, rstep=8, epochs=3, batch_size=64,
-    base_lr=0.05, warmup_epochs=0.3, n_random=1, kd_ratio=0.5, resume=True,
-)  # fmt: skip
-
-
-def supernet(out: Path) -> str:
-    path = out / "supernet" / "supernet.pth"
-    ckpt = out / "supernet" / "checkpoint.pth"
-    if (
-        not path.is_file()
-        or ckpt.is_file()
-        and load_checkpoint(ckpt, "checkpoint")["epoch"] < SUPERNET["epochs"]
-    ):
-        SupernetTrainer(SupernetConfig(**SUPERNET, save=str(out / "supernet"))).train()
-    return str(path)
-
-
-def search(name: str, flat: dict[str, Any], save: Path) -> dict[str, Any]:
-    stats = latest_stats(str(save)) if save.is_dir() else None
-    flat = {**flat, "save": str(save), **({"resume": stats} if stats else {})}
-    spec = RunSpec.from_flat(flat, plugins=plugin_list())
-    Search(build_run(spec)).run()
-    stats = read_stats(latest_stats(str(save)))
-    return {"spec": stats_spec(stats), "archive": stats["archive_obj"], "stats_path": latest_stats(str(save))}
-
-
-def stats_spec(stats: dict) -> RunSpec:
-    from nas.search.loop import stats_description
-
-    return stats_description(stats)
-
-
-def front(points: np.ndarray) -> np.ndarray:
-    """Indices of the non-dominated rows of (top-1 error, cost), sorted by cost."""
-    idx = np.flatnonzero(ranks(points) == 0)
-    return idx[np.argsort(points[idx, 1])]
-
-
-def rebuild(run: dict, result) -> tuple[Any, Any]:
-    """The network of ``result`` with the weights its evaluation trained, and the evaluator."""
-    evaluator = build_evaluator(run["spec"])
-    evaluator.ensure_setup()
-    iteration = run["archive"].iteration_of[result.arch_id]
-    path = evaluation_checkpoint(os.path.dirname(run["stats_path"]), result, iteration)
-    net = evaluator.build(result.arch).to(evaluator.ctx.device)
-    net.load_state_dict(load_checkpoint(path, "evaluation checkpoint")["state_dict"])
-    return net.eval(), evaluator
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,25 +63,24 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     common = dict(
-        dataset="cifar10_embedded", vld_size=1000, lr=32, ur=32, supernet_path=supernet(out), bn_batches=5,
-        n_doe=args.n_doe, n_iter=args.n_iter, iterations=args.iterations, seed=args.seed, predictor="as",
-        n_epochs=args.epochs, steps_per_epoch=args.steps, batch_size=64, base_lr=0.01,
+        dataset="cifar10_embedded", vld_size=1000, lr=32, ur=32, supernet_path=quickstart_supernet(out),
+        bn_batches=5, n_doe=args.n_doe, n_iter=args.n_iter, iterations=args.iterations, seed=args.seed,
+        predictor="as", n_epochs=args.epochs, steps_per_epoch=args.steps, batch_size=64, base_lr=0.01,
     )  # fmt: skip
     common.update(parse_overrides(args.set))
     runs = {
-        "single": search(
-            "single", {**common, "search_space": "mobilenetv3", "sec_obj": "macs"}, out / "single"
+        "single": resumable_search(
+            {**common, "search_space": "mobilenetv3", "sec_obj": "macs"}, out / "single"
         )
     }
     single = runs["single"]["archive"].ok()
     best_single = max(single, key=lambda r: r.metrics["top1"])
     mmax = 0.5 * best_single.metrics["macs"]
     ee = dict(measures=["accuracy", "exits"], sec_obj="avg_macs")
-    runs["edanas"] = search(
-        "edanas", {**common, **ee, "search_space": "eemobilenetv3", "trainer": "ee_joint"}, out / "edanas"
+    runs["edanas"] = resumable_search(
+        {**common, **ee, "search_space": "eemobilenetv3", "trainer": "ee_joint"}, out / "edanas"
     )
-    runs["nachos"] = search(
-        "nachos",
+    runs["nachos"] = resumable_search(
         {**common, **ee, "search_space": "cbnmobilenetv3", "trainer": "nachos", "freeze_backbone": False,
          "mmax": mmax, "top1min": best_single.metrics["top1"] - 1.0, "sec_obj": "nachos"},
         out / "nachos",
@@ -150,27 +92,13 @@ def main(argv: list[str] | None = None) -> int:
         "single": {"best_top1": best_single.metrics["top1"], "macs": best_single.metrics["macs"],
                    "id": best_single.arch_id, "evaluations": len(runs["single"]["archive"])},
     }  # fmt: skip
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    for name, cost, style in (
-        ("single", "macs", "k-"),
-        ("edanas", "avg_macs", "C0-"),
-        ("nachos", "avg_macs", "C3-"),
-    ):
-        ok = runs[name]["archive"].ok()
-        pts = np.array([[100 - r.metrics["top1"], r.metrics[cost]] for r in ok])
-        f = front(pts)
-        ax.scatter(pts[:, 1], 100 - pts[:, 0], s=8, color=style[:-1], alpha=0.3)
-        ax.step(pts[f, 1], 100 - pts[f, 0], style, where="post", label=f"{name} ({cost})")
-    ax.set_xlabel("M MACs (early exits: avg_macs on the validation split)")
-    ax.set_ylabel("validation top-1 %")
-    ax.set_title("B8: early exits vs single exit, embedded CIFAR-10")
-    ax.legend()
-    save_figure(fig, str(out / "fronts"))
+    plot_fronts(
+        [(runs["single"], "single", "macs"), (runs["edanas"], "edanas", "avg_macs"),
+         (runs["nachos"], "nachos", "avg_macs")],
+        "M MACs (early exits: avg_macs on the validation split)",
+        "B8: early exits vs single exit, embedded CIFAR-10",
+        out / "fronts",
+    )  # fmt: skip
 
     for name in ("edanas", "nachos"):
         ok = runs[name]["archive"].ok()
