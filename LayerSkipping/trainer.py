@@ -147,10 +147,10 @@ class GateTrainer(LoopTrainer):
                     os.path.join(loop.cfg.save, BEST_FILE),
                     {"state_dict": st["best"], "valid_top1": top1, "epoch": loop.epoch},
                 )
+        if loop.epoch == loop.cfg.epochs and st["best"] is not None:  # the end: the best epoch's weights
+            model.load_state_dict(st["best"])  # (before the loop's last checkpoint and ckpt.pth)
         return row
 
     def end(self, model: nn.Module) -> None:
-        if self._state.get("best") is not None:
-            model.load_state_dict(self._state["best"])
         model.set_mode("hard")
         self._state = {}

@@ -331,3 +331,30 @@ def test_train_py_layer_skipping(tmp_path):
     with pytest.raises(UserError, match="skippingmobilenetv3"):
         tool.main(["--model_path", str(run / "ckpt.pth"), "--subnet", str(tmp_path / "plain" / "net.subnet"),
                    "--gate_type", "conv", "--output_dir", str(out)])  # fmt: skip
+
+
+def test_the_best_validation_epoch_is_kept():
+    """The gate trainer restores the best validation epoch's weights at the end of the last epoch (so
+    the loop's last checkpoint and ckpt.pth hold them; the reference kept the last epoch's)."""
+    from types import SimpleNamespace
+
+    from LayerSkipping.trainer import GateTrainer
+
+    sp = space(ur=32)
+    net = sp.build(gated_arch(sp), n_classes=10)
+    trainer = GateTrainer(n_epochs=3)
+    trainer.begin(net, None, None, None)
+    loop = SimpleNamespace(
+        model=net, data=SimpleNamespace(valid=object()), cfg=SimpleNamespace(epochs=3, save=None)
+    )
+    snapshots = []
+    for epoch, top1 in ((1, 30.0), (2, 50.0), (3, 40.0)):  # epoch 2 is the best
+        for p in net.parameters():
+            p.data.fill_(float(epoch))
+        snapshots.append({k: v.clone() for k, v in net.state_dict().items()})
+        loop.epoch, loop.best = (
+            epoch,
+            {"epoch": epoch, "valid_top1": top1} if top1 == 50.0 or epoch == 1 else {},
+        )
+        trainer.on_epoch_end(loop)
+    assert all(torch.equal(v, snapshots[1][k]) for k, v in net.state_dict().items())

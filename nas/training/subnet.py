@@ -252,8 +252,6 @@ def train_subnet(
     finally:
         if task is not None:
             task.end(model)
-    if task is not None:
-        trainer.save_weights()  # what end() left (e.g. the best epoch's weights) is what is kept and tested
     if new_subnet is not None:
         write_json(new_subnet, job.arch)
     res = trainer.test()
