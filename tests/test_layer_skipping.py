@@ -345,16 +345,15 @@ def test_the_best_validation_epoch_is_kept():
     trainer = GateTrainer(n_epochs=3)
     trainer.begin(net, None, None, None)
     loop = SimpleNamespace(
-        model=net, data=SimpleNamespace(valid=object()), cfg=SimpleNamespace(epochs=3, save=None)
+        model=net, data=SimpleNamespace(valid=object()), cfg=SimpleNamespace(epochs=3, save=None), best={}
     )
     snapshots = []
     for epoch, top1 in ((1, 30.0), (2, 50.0), (3, 40.0)):  # epoch 2 is the best
         for p in net.parameters():
             p.data.fill_(float(epoch))
         snapshots.append({k: v.clone() for k, v in net.state_dict().items()})
-        loop.epoch, loop.best = (
-            epoch,
-            {"epoch": epoch, "valid_top1": top1} if top1 == 50.0 or epoch == 1 else {},
-        )
+        loop.epoch = epoch
+        if top1 > loop.best.get("valid_top1", -1.0):  # as the loop's validate_epoch keeps it
+            loop.best = {"epoch": epoch, "valid_top1": top1}
         trainer.on_epoch_end(loop)
     assert all(torch.equal(v, snapshots[1][k]) for k, v in net.state_dict().items())
