@@ -275,6 +275,20 @@ def test_search_with_gates_end_to_end(tmp_path):
     csv = (tmp_path / "run" / "archive.csv").read_text().splitlines()[0].split(",")
     assert "f2_avg_macs" in csv and "open_rate.0" in csv
 
+    # post-search keeps the networks with their trained gates; the final-architectures plot shows them
+    from nas.post_search import PostSearchConfig, post_search
+    from tools import visualize_final_architectures
+
+    cfg = PostSearchConfig(expr=str(tmp_path / "run"), save=str(tmp_path / "final"), n=2, device="cpu")
+    for folder in post_search(cfg, log=lambda *_: None):
+        stats = json.loads((Path(folder) / "net.stats").read_text())
+        assert stats["metrics"]["gate_type"] == "stable" and (Path(folder) / "ckpt.pth").is_file()
+    out = tmp_path / "vfa"
+    argv = ["--results_dir", str(tmp_path), "--dataset", "all", "--output_dir", str(out)]
+    assert visualize_final_architectures.main(argv) == 0
+    numbers = json.loads((out / "numbers.json").read_text())
+    assert "avg_macs" in json.dumps(numbers["groups"]) and (out / "final_architectures.png").is_file()
+
 
 def test_train_py_layer_skipping(tmp_path):
     """train.py layer_skipping: gates trained from a supernet, best validation epoch kept, gates and

@@ -65,6 +65,13 @@ def test_names_group_into_families_and_stages():
     assert [len(c) for c in ofa["stage"].values()] == [9] * 5 + [1]  # 4 ks + 4 e + depth; r is global
     nb = tool.feature_groups(get_search_space("nb201").feature_names())
     assert list(nb["family"]) == [f"edge{i}" for i in range(6)] and list(nb["stage"]) == ["global"]
+    from nas.plugins import load_plugins
+
+    load_plugins()  # the gated space: its gate genes form two families, spread over the stages
+    gated = tool.feature_groups(get_search_space("skippingmobilenetv3", lr=32, ur=32).feature_names())
+    assert list(gated["family"]) == ["ks", "e", "d", "r", "gate_hidden", "sparsity"]
+    assert len(gated["family"]["gate_hidden"]) == len(gated["family"]["sparsity"]) == 20
+    assert [len(c) for c in gated["stage"].values()] == [17] * 5 + [1]
     # later task genes fit the same convention; the base class default names columns x<i>
     assert tool.parse_name("exit.s3") == ("exit", "s3") and tool.parse_name("gate.s12.b1") == ("gate", "s12")
     assert tool.parse_name("x7") == ("x7", "global")
