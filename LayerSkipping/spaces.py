@@ -148,14 +148,18 @@ class SkippingMobileNetV3Space(OFAMobileNetV3Space):
             [arch["sparsity"][j] for j in slots],
         )
 
-    def gate_block_counts(self, arch: Arch, n_classes: int) -> dict[str, list[int]]:
-        """Per gate (network order): its own params and MACs, and the MACs of the block it gates."""
+    def _gate_analysis(self, arch: Arch, n_classes: int) -> tuple[GatePlan, list[dict], list[dict]]:
+        """The gate plan, each gate's integer counts and the 20 blocks' integer counts."""
         plan = self.gate_plan(arch)
-        blocks = analytic_block_counts(self._base(arch), n_classes, self.width_mult)
         kind = self.options.gate_type
         gates = [
             gate_counts(kind, c, s, h) for c, s, h in zip(plan.channels, plan.sizes, plan.hidden, strict=True)
         ]
+        return plan, gates, analytic_block_counts(self._base(arch), n_classes, self.width_mult)
+
+    def gate_block_counts(self, arch: Arch, n_classes: int) -> dict[str, list[int]]:
+        """Per gate (network order): its own params and MACs, and the MACs of the block it gates."""
+        plan, gates, blocks = self._gate_analysis(arch, n_classes)
         return {
             "gate_macs": [g["macs"] for g in gates],
             "gate_params": [g["params"] for g in gates],
@@ -169,15 +173,9 @@ class SkippingMobileNetV3Space(OFAMobileNetV3Space):
         :meth:`build`): params, MACs, activations; plus ``backbone_macs`` / ``backbone_params`` (the
         ungated twin), ``n_gates``, ``gate_macs`` (all gates) and ``skippable_macs`` (the gated
         blocks) in millions."""
-        plan = self.gate_plan(arch)
+        plan, gates, blocks = self._gate_analysis(arch, n_classes)
         full = analytic_counts(self._base(arch), n_classes, self.width_mult)
-        kind = self.options.gate_type
-        gates = [
-            gate_counts(kind, c, s, h) for c, s, h in zip(plan.channels, plan.sizes, plan.hidden, strict=True)
-        ]
-        total = {key: full[key] + sum(g[key] for g in gates) for key in full}
-        blocks = analytic_block_counts(self._base(arch), n_classes, self.width_mult)
-        out: dict[str, Any] = millions(total)
+        out: dict[str, Any] = millions({key: full[key] + sum(g[key] for g in gates) for key in full})
         out["backbone_macs"] = full["macs"] / 1e6
         out["backbone_params"] = full["params"] / 1e6
         out["n_gates"] = len(plan.slots)
