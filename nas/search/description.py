@@ -266,10 +266,10 @@ class RunSpec:
         """Why ``key`` is not an option of this run: the components that would have it, if any."""
         owners = []
         for role in ROLES:
-            reg = registry(role)
-            owners += [
-                f"{ROLE_TITLES[role]} {n}" for n in reg.names() if key in option_names(options_class(role, n))
-            ]
+            names = [n for n in registry(role).names() if key in option_names(options_class(role, n))]
+            if names:
+                which = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+                owners.append(f"{ROLE_TITLES[role]} {which}")
         used = ", ".join(f"{ROLE_TITLES[r]} {p.name}" for r, p in self.parts())
         if owners:
             return f"--{key} is an option of {', '.join(owners)}; this run uses {used}"
