@@ -20,8 +20,6 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from EarlyExits.latency import batch1_latency
 from EarlyExits.measures import ExitOptions, collect_outputs, default_policy, exit_report, require_exit_space
 from EarlyExits.policies import get_policy
@@ -29,7 +27,7 @@ from EarlyExits.trainers import JointTask, NachosTask
 from nas.config import option
 from nas.device import resolve_device
 from nas.errors import UserError
-from nas.scoring import batches_of
+from nas.scoring import batches_of, first_images
 from nas.train_cli import TRAIN_MODES, TrainMode
 from nas.training.subnet import SubnetTrainConfig, merge_stats, prepare_subnet, train_subnet
 from nas.training.trainers import TRAINERS
@@ -95,8 +93,7 @@ def run_ee(cfg: EETrainConfig, log=print) -> dict[str, Any]:
     }
     result["predicted_saving"] = 1.0 - result["avg_macs"] / result["backbone_macs"]
     if cfg.latency_images > 0:
-        n = min(cfg.latency_images, len(data.test))
-        x, _ = next(iter(batches_of(data.test.subset(np.arange(n)), job.resolution, device, n, cfg.seed, 0)))
+        x = first_images(data.test, cfg.latency_images, job.resolution, device)
         result["latency"] = batch1_latency(net, x, get_policy(policy_name), valid["thresholds"])
     merge_stats(
         os.path.join(save, "net.stats"), "early_exit", result, {"id": space.arch_id(arch), "arch": arch}

@@ -20,8 +20,6 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from LayerSkipping.latency import batch1_latency
 from LayerSkipping.measures import collect_gates, gate_report
 from LayerSkipping.trainer import GateTask, GateTrainer, require_gated_space
@@ -29,7 +27,7 @@ from nas.config import option
 from nas.device import resolve_device
 from nas.errors import UserError
 from nas.io import read_json
-from nas.scoring import batches_of
+from nas.scoring import batches_of, first_images
 from nas.train_cli import TRAIN_MODES, TrainMode
 from nas.training.subnet import SubnetTrainConfig, merge_stats, prepare_subnet, train_subnet
 
@@ -118,9 +116,9 @@ def run_layer_skipping(cfg: GateTrainConfig, log=print) -> dict[str, Any]:
     }
     result["predicted_saving"] = result["mac_saving"]
     if cfg.latency_images > 0:
-        n = min(cfg.latency_images, len(data.test))
-        x, _ = next(iter(batches_of(data.test.subset(np.arange(n)), job.resolution, device, n, cfg.seed, 0)))
-        result["latency"] = batch1_latency(net, x)
+        result["latency"] = batch1_latency(
+            net, first_images(data.test, cfg.latency_images, job.resolution, device)
+        )
     merge_stats(
         os.path.join(save, "net.stats"), "layer_skipping", result, {"id": space.arch_id(arch), "arch": arch}
     )

@@ -30,7 +30,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +43,7 @@ from EarlyExits.latency import batch1_latency  # noqa: E402
 from EarlyExits.measures import ExitOptions, collect_outputs, default_policy, exit_report  # noqa: E402
 from EarlyExits.policies import get_policy  # noqa: E402
 from nas.config import parse_overrides  # noqa: E402
-from nas.scoring import accuracy, batches_of  # noqa: E402
+from nas.scoring import accuracy, batches_of, first_images  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,10 +143,7 @@ def measure_on_test(run: dict, result, latency_images: int) -> dict[str, Any]:
 
     thresholds = result.metrics["thresholds"]  # as the search chose them (validation split)
     test = exit_report(space, arch, outputs(ctx.data.test), ctx.n_classes, options, thresholds=thresholds)
-    n = min(latency_images, len(ctx.data.test))
-    x, _ = next(
-        iter(batches_of(ctx.data.test.subset(np.arange(n)), ctx.resolution(arch), ctx.device, n, 0, 0))
-    )
+    x = first_images(ctx.data.test, latency_images, ctx.resolution(arch), ctx.device)
     policy = default_policy(space) if options.policy == "auto" else options.policy
     lat = batch1_latency(net, x, get_policy(policy), thresholds)
     backbone = space.costs(arch, ctx.n_classes)["backbone_macs"]

@@ -45,7 +45,7 @@ from LayerSkipping.measures import collect_gates, gate_report  # noqa: E402
 from LayerSkipping.spaces import SPARSITIES, skippable  # noqa: E402
 from nas.config import parse_overrides  # noqa: E402
 from nas.io import load_checkpoint, save_checkpoint, write_json  # noqa: E402
-from nas.scoring import accuracy, batches_of  # noqa: E402
+from nas.scoring import accuracy, batches_of, first_images  # noqa: E402
 from nas.search.description import RunSpec  # noqa: E402
 from nas.search.factory import build_evaluator  # noqa: E402
 from nas.space import get_search_space  # noqa: E402
@@ -105,9 +105,7 @@ def twins(args, common: dict, out: Path) -> list[dict]:
                     "trainer": "layer_skipping", "measures": ["accuracy", "gates"]}  # fmt: skip
             gm, gnet, gev = train_one(flat, g, out / "twins" / f"{aid}-s{s}")
             rep = gate_report(gev.space, g, collect_gates(gnet, test()), ctx.n_classes)
-            n = min(args.latency_images, len(ctx.data.test))
-            x, _ = next(iter(batches_of(ctx.data.test.subset(np.arange(n)), 32, ctx.device, n, 0, 0)))
-            lat = batch1_latency(gnet, x)
+            lat = batch1_latency(gnet, first_images(ctx.data.test, args.latency_images, 32, ctx.device))
             entry = {
                 "sparsity": s, "valid_top1": gm["top1"], "valid_avg_macs": gm["avg_macs"],
                 "test_top1": rep["top1"], "test_open_top1": rep["open_top1"],

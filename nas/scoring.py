@@ -109,6 +109,16 @@ def recalibrate(
     return recalibrate_bn(net, calib, bn_batches)
 
 
+def first_images(split: Any, n: int, resolution: int, device: torch.device) -> torch.Tensor:
+    """The first ``n`` images of ``split`` (all if fewer), un-augmented, as one batch: what batch-1
+    latency measurements time image by image."""
+    import numpy as np
+
+    n = min(n, len(split))
+    x, _ = next(iter(batches_of(split.subset(np.arange(n)), resolution, device, n, 0, 0)))
+    return x
+
+
 def batches_of(
     split: Any,
     resolution: int,
