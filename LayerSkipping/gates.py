@@ -13,15 +13,22 @@ open with probability ``p = sigmoid(logit / T)`` and, hard, when ``p > 0.5``. Th
   ``x``; the attended map's pooled channels and the spatial map's mean -> linear C+1->h -> ReLU ->
   linear h->1.
 
-The last layer's bias starts at ``init_bias`` (the space's ``--gate_bias``). :func:`gate_counts`
+The last layer's bias starts at ``init_bias`` (the space's ``--gate_bias``). Each gate's ``fused()``
+is its inference form (eval-mode statistics): BatchNorm folded into the layer before it, no dropout,
+the same logits; the stable gate's is a few functional calls (at batch size 1 on a CPU the module
+calls cost more than the arithmetic). :func:`gate_counts`
 gives params, MACs and activations with the counting rules of :mod:`nas.costs` (exact integers),
 so the analytic cost equals the hook count.
 """
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
+from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
 GATE_TYPES = ("stable", "conv", "attention")
 HIDDEN_SIZES = (16, 32, 64)
@@ -53,6 +60,24 @@ class StableGate(nn.Module):
         h = self.drop(torch.relu(self.bn(self.fc1(x.mean((2, 3))))))
         return self.fc2(h).squeeze(1)
 
+    def fused(self) -> nn.Module:
+        return FusedStableGate(fuse_linear_bn_eval(self.fc1.eval(), self.bn.eval()), self.fc2)
+
+
+class FusedStableGate(nn.Module):
+    """The stable gate for inference: pool -> linear (BatchNorm folded in) -> ReLU -> linear."""
+
+    def __init__(self, fc1: nn.Linear, fc2: nn.Linear) -> None:
+        super().__init__()
+        self.fc1, self.fc2 = fc1, fc2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(F.linear(x.mean((2, 3)), self.fc1.weight, self.fc1.bias))
+        return F.linear(h, self.fc2.weight, self.fc2.bias).squeeze(1)
+
+    def fused(self) -> nn.Module:
+        return self
+
 
 class ConvGate(nn.Module):
     def __init__(self, c: int, hidden: int, size: int, init_bias: float) -> None:
@@ -72,6 +97,12 @@ class ConvGate(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self.body(self.pool(x))).mean((1, 2, 3))
 
+    def fused(self) -> nn.Module:
+        gate = copy.deepcopy(self).eval()
+        b = gate.body
+        gate.body = nn.Sequential(fuse_conv_bn_eval(b[0], b[1]), b[2], fuse_conv_bn_eval(b[3], b[4]), b[5])
+        return gate
+
 
 class AttentionGate(nn.Module):
     def __init__(self, c: int, hidden: int, init_bias: float) -> None:
@@ -88,6 +119,9 @@ class AttentionGate(nn.Module):
         s = torch.sigmoid(self.spatial(torch.cat([a.amax(1, keepdim=True), a.mean(1, keepdim=True)], 1)))
         feat = torch.cat([(a * s).mean((2, 3)), s.mean((1, 2, 3))[:, None]], 1)
         return self.fc2(torch.relu(self.fc1(feat))).squeeze(1)
+
+    def fused(self) -> nn.Module:
+        return self  # no BatchNorm, no dropout
 
 
 def make_gate(kind: str, c: int, size: int, hidden: int, init_bias: float = 0.7) -> nn.Module:

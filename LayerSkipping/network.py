@@ -6,8 +6,9 @@ the network's gate mode (:meth:`GatedNet.set_mode`):
 
 - ``soft`` (training; in eval mode it acts as ``hard``): ``x + p * conv(x)`` with
   ``p = sigmoid(logit / T)``;
-- ``hard`` (training and the batched evaluation, the default): ``x + g * conv(x)`` with ``g`` =
-  ``p > 0.5`` in the forward pass and the gradient of ``p`` (straight-through estimator);
+- ``hard`` (training and the batched evaluation, the default): ``x + g * conv(x)`` with ``g`` = 1
+  when the gate is open (``logit > 0``, i.e. ``p > 0.5``) in the forward pass and the gradient of
+  ``p`` (straight-through estimator);
   every block is computed, so hooks count the whole network plus its gates;
 - ``skip`` (inference that saves time): the same decisions, but ``conv`` runs only for the samples
   whose gate is open (at batch size 1 a closed block is not computed at all). Same outputs as
@@ -15,13 +16,18 @@ the network's gate mode (:meth:`GatedNet.set_mode`):
 - ``open``: gates computed, every block runs (what the gates cost on top of the backbone);
 - ``off``: gates not computed, every block runs (the same computation as the ungated twin).
 
-Each forward pass leaves the gates' probabilities and decisions of its samples in
-:meth:`GatedNet.outputs`' return value; ``forward`` returns the logits only, so the engine's
-accuracy, BatchNorm recalibration and export see an ordinary classifier.
+Each forward pass leaves the gates' logits of its samples on the blocks; :meth:`GatedNet.outputs`
+returns their probabilities and decisions with the logits. ``forward`` returns the logits only, so
+the engine's accuracy, BatchNorm recalibration and export see an ordinary classifier.
+
+:meth:`GatedNet.fused` gives the inference form that batch-1 latency times: each gate's BatchNorm
+folded into the layer before it and no dropout (same decisions and logits, fewer calls). At batch
+size 1 a closed block is decided with one comparison of the logit, without building the probability.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import torch
@@ -38,9 +44,9 @@ def gate_type_of(state_dict) -> str | None:
     return next((k for k, key in GATE_KEYS.items() if any(key in name for name in state_dict)), None)
 
 
-def straight_through(p: torch.Tensor) -> torch.Tensor:
-    """The hard decision ``p > 0.5`` in the forward pass, the gradient of ``p`` in the backward one."""
-    return (p > 0.5).to(p.dtype) + (p - p.detach())
+def straight_through(p: torch.Tensor, hard: torch.Tensor) -> torch.Tensor:
+    """The hard decision ``hard`` (0/1) in the forward pass, the gradient of ``p`` in the backward one."""
+    return hard + (p - p.detach())
 
 
 class GatedBlock(nn.Module):
@@ -54,24 +60,33 @@ class GatedBlock(nn.Module):
         self.gate = gate
         self.temperature = temperature
         self.mode = "hard"
-        self.prob: torch.Tensor | None = None  # of the last forward pass, per sample
-        self.open: torch.Tensor | None = None
+        self.logit: torch.Tensor | None = None  # of the last forward pass, per sample
+
+    @property
+    def prob(self) -> torch.Tensor | None:
+        """The last forward pass's open probabilities ``sigmoid(logit / T)``."""
+        return None if self.logit is None else torch.sigmoid(self.logit / self.temperature)
+
+    @property
+    def open(self) -> torch.Tensor | None:
+        """The last forward pass's decisions, 1 = the block runs (``logit > 0``, i.e. ``p > 0.5``)."""
+        return None if self.logit is None else (self.logit > 0).to(self.logit.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mode = "hard" if self.mode == "soft" and not self.training else self.mode  # soft: training only
         if mode == "off":
-            self.prob = self.open = None
+            self.logit = None
             return x + self.conv(x)
-        p = torch.sigmoid(self.gate(x) / self.temperature)
-        hard = (p > 0.5).to(p.dtype)
-        self.prob, self.open = p, hard
+        self.logit = logit = self.gate(x)
         if mode == "open":
             return x + self.conv(x)
         if mode == "soft":
-            return x + p[:, None, None, None] * self.conv(x)
+            return x + self.prob[:, None, None, None] * self.conv(x)
         if mode == "hard":
-            return x + straight_through(p)[:, None, None, None] * self.conv(x)
-        idx = torch.nonzero(hard > 0).flatten()  # skip: the residual branch of open samples only
+            return x + straight_through(self.prob, self.open)[:, None, None, None] * self.conv(x)
+        if len(x) == 1:  # skip, one sample: one comparison
+            return x + self.conv(x) if logit.item() > 0 else x
+        idx = torch.nonzero(logit > 0).flatten()  # skip: the residual branch of open samples only
         if len(idx) == 0:
             return x
         if len(idx) == len(x):
@@ -123,6 +138,14 @@ class GatedNet(nn.Module):
         for b in self.gated_blocks():
             b.mode = mode
         return self
+
+    def fused(self) -> GatedNet:
+        """An inference copy (eval mode, same mode) whose gates are in their fused form (each gate
+        type's ``fused()``: BatchNorm folded into the layer before it, no dropout)."""
+        net = copy.deepcopy(self).eval()
+        for b in net.gated_blocks():
+            b.gate = b.gate.fused()
+        return net
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x)

@@ -125,7 +125,7 @@ class GateTrainer(LoopTrainer):
 
     def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits, p, hard = model.outputs(x)
-        g = p if model.mode == "soft" else straight_through(p)
+        g = p if model.mode == "soft" else straight_through(p, hard)
         ce = F.cross_entropy(logits, y, label_smoothing=self.options.label_smoothing)
         return ce + self._state["w"] * sparsity_terms(g, model.targets), logits
 

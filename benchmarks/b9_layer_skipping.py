@@ -73,7 +73,7 @@ def train_one(flat: dict, arch: dict, folder: Path) -> tuple[dict, Any, Any]:
     evaluator.ensure_setup()
     done = folder / "metrics.json"
     if done.is_file():
-        net = evaluator.build(arch).to(evaluator.ctx.device)
+        net = evaluator.build(arch).to(evaluator.ctx.device).to(memory_format=torch.channels_last)
         net.load_state_dict(load_checkpoint(folder / "ckpt.pth", "B9 network")["state_dict"])
         return json.loads(done.read_text()), net.eval(), evaluator
     net, metrics = evaluator.network(arch)

@@ -3,7 +3,9 @@
 What a task claims to save (early exits, skipped blocks) is timed for real against its full twin:
 every image goes through each variant in turn, at batch size 1, the order rotating from image to
 image, so that drifts of the machine's speed hit every variant alike. Reported per variant: mean
-and median milliseconds per image.
+and median milliseconds per image. The images go in channels_last, the engine's memory format: a
+module timed should be in it too (``.to(memory_format=torch.channels_last)``); mixing the two
+formats makes PyTorch copy tensors between them and slows small layers most.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn as nn
 
 from nas.errors import UserError
 from nas.plugins import load_plugins
@@ -126,7 +127,7 @@ def test_bad_subnets_are_one_line_errors():
 
 
 @pytest.mark.parametrize("kind", GATE_TYPES)
-def test_gate_shapes_and_straight_through_gradient(kind):
+def test_gate_shapes_straight_through_gradient_and_fused_form(kind):
     torch.manual_seed(0)
     for size in (1, 2, 5, 8):
         gate = make_gate(kind, 24, size, 16)
@@ -134,10 +135,18 @@ def test_gate_shapes_and_straight_through_gradient(kind):
         logit = gate(x)
         assert logit.shape == (4,)
         p = torch.sigmoid(logit)
-        g = straight_through(p)
+        g = straight_through(p, (logit > 0).float())
         assert torch.equal(g.detach(), (p > 0.5).float())
         g.sum().backward()
         assert x.grad is not None and x.grad.abs().sum() > 0
+        norms = (nn.Dropout, nn.modules.batchnorm._BatchNorm)
+        for m in gate.modules():  # BatchNorm statistics far from the identity
+            if isinstance(m, norms[1]):
+                m.running_mean.uniform_(-1, 1), m.running_var.uniform_(0.2, 3), m.weight.data.uniform_(0.5, 2)
+        with torch.no_grad():
+            expected, fused = gate.eval()(x), gate.fused()
+            assert torch.allclose(fused(x), expected, atol=1e-5)
+            assert not any(isinstance(m, norms) for m in fused.modules())
 
 
 @pytest.mark.parametrize("kind", GATE_TYPES)
@@ -172,6 +181,11 @@ def test_batched_and_real_skipping_give_the_same_outputs():
         skipped = net.set_mode("skip")(x)
         one = torch.cat([net(x[i : i + 1]) for i in range(len(x))])
         assert torch.allclose(skipped, logits, atol=1e-5) and torch.allclose(one, logits, atol=1e-5)
+        fused = net.fused()  # the inference form batch-1 latency times: same decisions and logits
+        assert fused.mode == "skip" and net.gated_blocks()[0].gate is not fused.gated_blocks()[0].gate
+        one = torch.cat([fused(x[i : i + 1]) for i in range(len(x))])
+        assert torch.allclose(one, logits, atol=1e-5)
+        assert torch.equal(fused.set_mode("hard").outputs(x)[2], g)
         assert torch.allclose(net.set_mode("off")(x), net.set_mode("open")(x))
     closed = int(torch.nonzero(g[0] == 0)[0]) if (g[0] == 0).any() else None
     if closed is not None:
