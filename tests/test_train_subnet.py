@@ -201,7 +201,7 @@ def tiny_net():
     )
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "sam", "adam", "adamw"])
+@pytest.mark.parametrize("optimizer", ["sgd", "sam", "asam", "adam", "adamw"])
 def test_every_optimizer_trains(optimizer, tmp_path):
     data = load_data(SubnetTrainConfig(max_train_images=256), seed=0)
     net = tiny_net()
@@ -239,6 +239,30 @@ def test_sam_ascends_by_rho_then_restores_exactly():
     assert torch.equal(bn.running_mean, mean) and bn.momentum == 0.1
     sam.restore()
     assert all(torch.equal(p, w) for p, w in zip(net.parameters(), w0, strict=True))
+
+
+@pytest.mark.parametrize("adaptive", [False, True])
+def test_sam_and_asam_steps_match_a_hand_computed_update(adaptive):
+    """One step on L(w) = 0.5 ||w - c||^2 (gradient w - c): ascent e = rho g / ||g|| (SAM) or
+    rho T^2 g / ||T g|| with T = |w| + 0.01 (ASAM), then w - lr * (w + e - c)."""
+    w0, c, rho, lr = torch.tensor([1.0, -2.0, 0.5]), torch.tensor([0.7, -1.6, 0.5]), 0.5, 0.1
+    g = w0 - c  # (0.3, -0.4, 0)
+    t = w0.abs() + 0.01 if adaptive else torch.ones(3)
+    e = rho * t * t * g / torch.linalg.vector_norm(t * g)
+    if not adaptive:
+        assert torch.allclose(e, torch.tensor([0.3, -0.4, 0.0]))  # rho * (0.6, -0.8, 0)
+    w = nn.Parameter(w0.clone())
+    opt = torch.optim.SGD([w], lr=lr)
+    sam = SharpnessAware([w], rho, adaptive=adaptive)
+    for second in (False, True):
+        opt.zero_grad()
+        (0.5 * ((w - c) ** 2).sum()).backward()
+        if not second:
+            sam.ascend()
+            assert torch.allclose(w.detach(), w0 + e)
+    sam.restore()
+    opt.step()
+    assert torch.allclose(w.detach(), w0 - lr * (w0 + e - c), atol=1e-6)
 
 
 def test_sam_descends_with_the_perturbed_gradients(tmp_path):

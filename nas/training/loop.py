@@ -58,16 +58,20 @@ class TrainConfig:
 
     epochs: int = option(50, "training epochs")
     batch_size: int = option(64, "images per step")
-    optimizer: str = option("sgd", f"optimiser: {', '.join(OPTIMIZERS.names())} (sam: SGD + SAM)")
-    base_lr: float | None = option(
-        None, "peak learning rate; none: 0.05 for sgd and sam, 0.001 for adam and adamw"
+    optimizer: str = option(
+        "sgd", f"optimiser: {', '.join(OPTIMIZERS.names())} (sam, asam: SGD + (adaptive) SAM)"
     )
-    momentum: float = option(0.9, "momentum of sgd and sam (nesterov for sgd)")
+    base_lr: float | None = option(
+        None, "peak learning rate; none: 0.05 for sgd, sam and asam, 0.001 for adam and adamw"
+    )
+    momentum: float = option(0.9, "momentum of sgd, sam and asam (nesterov for sgd)")
     weight_decay: float = option(5e-5, "weight decay (not applied to BatchNorm and biases)")
     new_lr_mult: float = option(
         1.0, "learning-rate multiplier of the parts a task adds to a pre-trained network (exit heads, gates)"
     )
-    sam_rho: float = option(0.05, "radius of SAM's ascent step (--optimizer sam)")
+    sam_rho: float = option(
+        0.05, "ascent radius of --optimizer sam (asam: relative to the weights, 0.5 to 2 is usual)"
+    )
     warmup_epochs: float = option(1.0, "linear warm-up of the learning rate, epochs; then cosine decay to 0")
     label_smoothing: float = option(0.1, "label smoothing of the training loss")
     grad_clip: float | None = option(None, "clip the gradients' global norm to this value; none: no clipping")
@@ -163,7 +167,8 @@ class TrainLoop:
         self.optimizer = self.spec.make(
             param_groups(self.model, cfg.weight_decay, self.base_lr, cfg.new_lr_mult), self.base_lr, cfg
         )
-        self.sam = SharpnessAware(self.model.parameters(), cfg.sam_rho) if self.spec.sam else None
+        sam = self.spec.sam
+        self.sam = SharpnessAware(self.model.parameters(), cfg.sam_rho, self.spec.adaptive) if sam else None
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, warmup_cosine(int(cfg.warmup_epochs * self.steps), self.steps * cfg.epochs)
         )

@@ -1,8 +1,9 @@
 """Optimisers and the learning-rate schedule of the one training loop.
 
 :data:`OPTIMIZERS` (``sgd``, ``adam``, ``adamw``, ``sam``: SAM around SGD with momentum, Foret et
-al. 2021), :class:`SharpnessAware` (SAM's ascent and restore around any optimiser, BatchNorm
-statistics frozen on the second pass by :func:`frozen_bn_stats`), :func:`param_groups` (no weight
+al. 2021; ``asam``: adaptive SAM, Kwon et al. 2021), :class:`SharpnessAware` (SAM's and ASAM's
+ascent and restore around any optimiser, BatchNorm statistics frozen on the second pass by
+:func:`frozen_bn_stats`), :func:`param_groups` (no weight
 decay on BatchNorm weights and biases) and :func:`warmup_cosine` (linear warm-up, then cosine decay
 to zero, per step): the one schedule every training of the toolkit uses.
 """
@@ -24,11 +25,13 @@ from nas.registry import Registry
 @dataclass(frozen=True)
 class OptimizerSpec:
     """How to build an optimiser: ``make(param_groups, lr, cfg)``, its default peak learning
-    rate, and whether steps are sharpness-aware (SAM's ascent/descent around the base optimiser)."""
+    rate, and whether steps are sharpness-aware (SAM's ascent/descent around the base optimiser),
+    with the ascent scaled by the weights' magnitudes (ASAM)."""
 
     make: Callable[[list[dict], float, Any], torch.optim.Optimizer]
     default_lr: float
     sam: bool = False
+    adaptive: bool = False
 
 
 OPTIMIZERS: Registry[OptimizerSpec] = Registry("optimizer")
@@ -43,36 +46,45 @@ OPTIMIZERS.register("adam")(OptimizerSpec(lambda g, lr, cfg: torch.optim.Adam(g,
 OPTIMIZERS.register("adamw")(OptimizerSpec(lambda g, lr, cfg: torch.optim.AdamW(g, lr=lr), 1e-3))
 # SAM (Foret et al., 2021) around SGD with momentum, as in the paper
 OPTIMIZERS.register("sam")(OptimizerSpec(_sgd, 0.05, sam=True))
+# ASAM (Kwon et al., 2021): SAM's ball in the weights' own scale, around SGD with momentum
+OPTIMIZERS.register("asam")(OptimizerSpec(_sgd, 0.05, sam=True, adaptive=True))
 
 
 class SharpnessAware:
     """SAM's two steps around any optimiser: :meth:`ascend` moves the weights to the worst point
-    within an L2 ball of radius ``rho`` (``w + rho * g / ||g||``, from the gradients of a first
-    forward/backward pass); after a second pass there, :meth:`restore` puts the original weights
-    back (exactly: they are copied, not subtracted), and the base optimiser then steps with the
-    gradients of the perturbed point.
+    within a ball of radius ``rho`` (SAM: ``w + rho * g / ||g||``; ASAM, ``adaptive``:
+    ``w + rho * T^2 g / ||T g||`` with ``T = |w| + eta`` element-wise, a ball in the weights' own
+    scale), from the gradients of a first forward/backward pass; after a second pass there,
+    :meth:`restore` puts the original weights back (exactly: they are copied, not subtracted), and
+    the base optimiser then steps with the gradients of the perturbed point.
 
     The ascent direction does not depend on the gradients' scale, so it works on the scaled
     gradients of a ``GradScaler`` unchanged; non-finite gradients (a scaler overflow) skip it.
+    (CNAS's FlatNAS trains with ASAM at rho 2.0, read as an integer; ours is a float.)
     """
 
-    def __init__(self, params: Iterable[nn.Parameter], rho: float) -> None:
+    def __init__(
+        self, params: Iterable[nn.Parameter], rho: float, adaptive: bool = False, eta: float = 0.01
+    ) -> None:
         self.params = [p for p in params if p.requires_grad]
-        self.rho = rho
+        self.rho, self.adaptive, self.eta = rho, adaptive, eta
         self._saved: list[tuple[nn.Parameter, torch.Tensor]] = []
 
     @torch.no_grad()
     def ascend(self) -> None:
-        grads = [(p, p.grad) for p in self.params if p.grad is not None]
+        grads = [(p, p.grad.float()) for p in self.params if p.grad is not None]
         if not grads:
             return
-        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for _, g in grads]))
+        if self.adaptive:
+            grads = [(p, (p.detach().float().abs() + self.eta) * g) for p, g in grads]  # T g
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for _, g in grads]))
         if not torch.isfinite(norm) or norm == 0:
             return
         scale = self.rho / (norm + 1e-12)
         for p, g in grads:
+            step = g * scale if not self.adaptive else (p.detach().float().abs() + self.eta) * g * scale
             self._saved.append((p, p.detach().clone()))
-            p.add_((g.float() * scale).to(p.dtype))
+            p.add_(step.to(p.dtype))
 
     @torch.no_grad()
     def restore(self) -> None:

@@ -57,14 +57,16 @@ class LoopOptions:
 
     n_epochs: int = option(0, "fine-tuning epochs per candidate before scoring (0: inherited weights)")
     batch_size: int = option(64, "fine-tuning images per step")
-    optimizer: str = option("sgd", "fine-tuning optimiser (a registered one: sgd, adam, adamw, sam)")
+    optimizer: str = option("sgd", "fine-tuning optimiser (a registered one: sgd, adam, adamw, sam, asam)")
     base_lr: float = option(0.01, "peak fine-tuning learning rate")
-    momentum: float = option(0.9, "momentum of sgd and sam (nesterov for sgd)")
+    momentum: float = option(0.9, "momentum of sgd, sam and asam (nesterov for sgd)")
     weight_decay: float = option(5e-5, "weight decay (not applied to BatchNorm and biases)")
     new_lr_mult: float = option(
         1.0, "learning-rate multiplier of the parts a task adds to the candidate (exit heads, gates)"
     )
-    sam_rho: float = option(0.05, "radius of SAM's ascent step (--optimizer sam)")
+    sam_rho: float = option(
+        0.05, "ascent radius of --optimizer sam (asam: relative to the weights, 0.5 to 2 is usual)"
+    )
     warmup_epochs: float = option(0.0, "linear warm-up of the fine-tuning learning rate, epochs; then cosine")
     label_smoothing: float = option(0.0, "label smoothing of the fine-tuning loss")
     grad_clip: float | None = option(None, "clip the gradients' global norm to this value; none: no clipping")
