@@ -1,7 +1,9 @@
 """``train.py MODE ...``: training modes looked up by name in :data:`TRAIN_MODES`.
 
 A mode is a config dataclass plus a function that runs it; task plug-ins (early exits,
-layer skipping, flatness) register further modes without touching this file.
+layer skipping, flatness) register further modes without touching this file. The modes that train
+a chosen network (configs derived from ``SubnetTrainConfig``) also take the options of the
+after-training evaluations plug-ins register (:mod:`nas.training.after`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from nas.device import resolve_device
 from nas.errors import UserError
 from nas.registry import Registry
 from nas.scoring import score_subnet
+from nas.training.after import with_after_training
 from nas.training.subnet import SubnetTrainConfig, read_subnet_file, train_subnet
 from nas.training.supernet import SupernetConfig, SupernetTrainer
 
@@ -114,5 +117,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else 2
     mode = TRAIN_MODES.get(argv[0])
     parser = argparse.ArgumentParser(prog=f"train.py {argv[0]}", description=mode.help)
-    cfg = parse_config(mode.config, argv[1:], parser)
+    config = with_after_training(mode.config) if issubclass(mode.config, SubnetTrainConfig) else mode.config
+    cfg = parse_config(config, argv[1:], parser)
     return mode.run(cfg)

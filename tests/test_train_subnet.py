@@ -401,3 +401,35 @@ def test_on_epoch_start_sees_the_epoch_also_after_a_resume_of_an_older_checkpoin
     Recorder.stop_at = None
     train_subnet(config(subnet_file, tmp_path / "r", epochs=2, resume=True), log=quiet, task=Recorder())
     assert Recorder.seen == [0, 1]
+
+
+def test_after_training_evaluations_add_flags_write_net_stats_and_do_not_bind_resume(
+    subnet_file, tmp_path, monkeypatch
+):
+    """A plug-in's after-training evaluation (:mod:`nas.training.after`): its options are flags of
+    ``train.py subnet``, its flag switches it on, its metrics land in net.stats under its name, and
+    its options do not bind ``--resume``."""
+    from dataclasses import dataclass
+
+    from nas.config import option
+    from nas.training.after import AFTER_TRAINING, AfterTraining
+
+    @dataclass
+    class ProbeOptions:
+        probe_eval: bool = option(False, "run the probe after training")
+        probe_scale: float = option(1.0, "probe: factor")
+
+    def probe(model, job, cfg):
+        assert not model.training and job.arch == SMALLEST
+        return {"params_scaled": cfg.probe_scale * sum(p.numel() for p in model.parameters())}
+
+    monkeypatch.setitem(AFTER_TRAINING._items, "probe", AfterTraining(ProbeOptions, "probe_eval", probe))
+    run = tmp_path / "run"
+    args = ["subnet", "--subnet", str(subnet_file), "--max_train_images", "128", "--batch_size", "64"]
+    args += ["--epochs", "1", "--steps_per_epoch", "1", "--device", "cpu", "--save", str(run)]
+    assert main([*args, "--probe_eval", "--probe_scale", "2"]) == 0
+    stats = json.loads((run / "net.stats").read_text())
+    assert not {"probe_eval", "probe_scale"} & set(load_checkpoint(run / "checkpoint.pth")["settings"])
+    state = load_checkpoint(run / "ckpt.pth")["state_dict"]
+    n = sum(v.numel() for k, v in state.items() if "running" not in k and "batches" not in k)
+    assert stats["probe"]["params_scaled"] == 2 * n and "trained" in stats

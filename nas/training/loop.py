@@ -43,6 +43,7 @@ from nas.device import resolve_device
 from nas.errors import UserError
 from nas.io import atomic_write_bytes, load_checkpoint, save_checkpoint
 from nas.scoring import accuracy, final_output
+from nas.training.after import after_training_fields
 from nas.training.optim import OPTIMIZERS, SharpnessAware, frozen_bn_stats, param_groups, warmup_cosine
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
@@ -186,7 +187,8 @@ class TrainLoop:
 
     def settings(self) -> dict[str, Any]:
         """What a ``--resume`` must match: the options (minus RESUME_FREE) and ``identity``."""
-        own = {k: v for k, v in dataclasses.asdict(self.cfg).items() if k not in RESUME_FREE}
+        free = RESUME_FREE | after_training_fields()
+        own = {k: v for k, v in dataclasses.asdict(self.cfg).items() if k not in free}
         return {**own, **self.identity}
 
     def save_checkpoint(self) -> None:

@@ -30,6 +30,7 @@ from nas.errors import UserError
 from nas.io import load_checkpoint, read_json, write_json
 from nas.search.description import default_space_name
 from nas.space import SEARCH_SPACES, Arch, SearchSpace
+from nas.training.after import run_after_training
 from nas.training.loop import EvaluateFn, LossFn, TrainConfig, TrainLoop, check_train_config, validate_epoch
 
 
@@ -201,7 +202,8 @@ def train_subnet(
     task: Any = None,
     job: SubnetJob | None = None,
 ) -> dict[str, Any]:
-    """``train.py subnet``: fine-tune the network of ``cfg.subnet``, then write its test metrics.
+    """``train.py subnet``: fine-tune the network of ``cfg.subnet``, then write its test metrics
+    (and those of the after-training evaluations ``cfg`` switches on, :mod:`nas.training.after`).
 
     Returns what is written under ``stats_key`` in ``<save>/net.stats``. Task trainers pass their
     own ``loss_fn``/``evaluate_fn``, ``model_fn(job) -> module to train`` (e.g. the subnet with
@@ -268,8 +270,12 @@ def train_subnet(
     if trainer.best:
         trained["best_valid"] = trainer.best
     stats_path = os.path.join(cfg.save, "net.stats")
-    merge_stats(stats_path, stats_key, trained, {"id": job.space.arch_id(job.arch), "arch": job.arch})
+    base = {"id": job.space.arch_id(job.arch), "arch": job.arch}
+    merge_stats(stats_path, stats_key, trained, base)
     shown = "  ".join(f"{k} {v:.2f}%" if k.startswith("top") else f"{k} {v:.4f}" for k, v in res.items())
     log(f"test ({len(job.data.test)} images): {shown}")
+    for name, metrics in run_after_training(trainer.model.eval(), job, cfg).items():
+        merge_stats(stats_path, name, metrics, base)
+        log(f"{name}: written into {stats_path}")
     log(f"weights: {os.path.join(cfg.save, 'ckpt.pth')}  stats: {stats_path}  log: {cfg.save}/log.csv")
     return trained
