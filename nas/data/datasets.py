@@ -14,6 +14,7 @@ memory as uint8 tensors; ImageNet is streamed from its files.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable
@@ -220,8 +221,21 @@ def _read_embedded(spec: DatasetSpec, root: Path, download: bool) -> tuple[list[
         if is_image_folder(root):
             return _read_image_folder(spec, root)
         raise _missing(spec, root, f"(no {EMBEDDED_ARCHIVE})")
+    st = archive.stat()
+    classes, tensors = _decode_embedded(str(archive.resolve()), st.st_size, st.st_mtime_ns, spec.image_size)
+    return list(classes), *(TensorSplit(x, y, spec.mean, spec.std) for x, y in tensors)
+
+
+@functools.lru_cache(maxsize=2)
+def _decode_embedded(
+    path: str, size: int, mtime_ns: int, image_size: int
+) -> tuple[tuple[str, ...], tuple[tuple[torch.Tensor, torch.Tensor], ...]]:
+    """The archive's classes and (images, labels) of train and test, decoded once per process and
+    file version (``size``, ``mtime_ns``): the splits handed out share these tensors, which nothing
+    writes to (a split's ``subset`` copies)."""
+    archive = Path(path)
     blob = archive.read_bytes()
-    manifest_path = root / EMBEDDED_MANIFEST
+    manifest_path = archive.parent / EMBEDDED_MANIFEST
     if manifest_path.is_file():
         manifest = json.loads(manifest_path.read_text())
         digest = hashlib.sha256(blob).hexdigest()
@@ -240,9 +254,8 @@ def _read_embedded(spec: DatasetSpec, root: Path, download: bool) -> tuple[list[
         if not names:
             raise UserError(f"{archive} has no {split}/<class>/*.jpg members; re-create it with the script")
         labels = torch.tensor([index[n.split("/")[1]] for n in names], dtype=torch.long)
-        images = decode_images([members[n] for n in names], names, spec.image_size)
-        splits.append(TensorSplit(images, labels, spec.mean, spec.std))
-    return classes, splits[0], splits[1]
+        splits.append((decode_images([members[n] for n in names], names, image_size), labels))
+    return tuple(classes), tuple(splits)
 
 
 # ---- the registered datasets ---------------------------------------------------------------
