@@ -88,7 +88,7 @@ def load_run(expr: str) -> Run:
     scorer = build_scorer(spec)
     table = metric_table([r.metrics for r in ok])
     table["iteration"] = np.array([archive.iteration_of[r.arch_id] for r in ok], dtype=float)
-    F = scorer.score(table)
+    F = scorer.score(table, iteration=stats.get("iteration"))  # scored as that iteration's stats were
     return Run(stats_path, spec, ok, scorer.objectives, F, len(archive.failed()))
 
 

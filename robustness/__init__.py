@@ -1,1 +1,4 @@
-"""Flatness and OOD robustness (FlatNAS) plug in here; they arrive with their own issue."""
+"""Flatness and out-of-distribution robustness (FlatNAS): the weight-noise ``robustness`` measure and
+the ``top1_robust`` objective. Loaded as a plug-in: importing it registers them."""
+
+from robustness import flatness, objectives  # noqa: F401  (registrations)

@@ -37,6 +37,42 @@ def test_top1_is_minimised_as_error():
     assert get_objective("top1")({"top1": 87.5}) == 12.5
 
 
+def test_objectives_are_prepared_with_the_rows_of_earlier_iterations():
+    """The archive table an objective is prepared with holds the rows evaluated before the
+    iteration being scored: the archive's latest when the archive is scored (its stats), the next
+    one when a strategy scores it or new candidates (SearchContext.archive_scores' default)."""
+    from nas.cost_providers import CostModel
+    from nas.result import Result
+    from nas.search.archive import Archive
+    from nas.search.objectives import MetricObjective, Scorer
+    from nas.search.strategy import SearchContext
+
+    class Recorder(MetricObjective):
+        def prepare(self, archive, population):
+            self.seen = (sorted(set(archive["iteration"].tolist())), len(population["top1"]))
+
+    rec = Recorder("top1")
+    scorer = Scorer([rec])
+    archive = Archive()
+    for i, it in enumerate([0, 0, 1, 2]):
+        archive.add(Result(f"a{i}", {}, {"top1": 50.0 + i}), it)
+    archive.add(Result.failed("a4", {}, RuntimeError("x")), 3)  # iteration 3: only a failure
+    space = get_search_space("mobilenetv3", lr=32, ur=32)
+    ctx = SearchContext(space, scorer, CostModel([]), archive, n_doe=2, n_iter=1)
+    table = ctx.archive_table()
+    scorer.score(table)
+    assert rec.seen == ([0.0, 1.0], 4)  # the archive's latest iteration with results: 2
+    scorer.score(table, {"top1": np.array([1.0])})
+    assert rec.seen == ([0.0, 1.0, 2.0], 1)  # candidates of the next iteration: every row
+    assert ctx.next_iteration() == 4
+    ok, _, F = ctx.archive_scores()
+    assert rec.seen == ([0.0, 1.0, 2.0], 4) and F[:, 0].tolist() == [50.0, 51.0, 52.0, 53.0]
+    ctx.archive_scores(2)
+    assert rec.seen == ([0.0, 1.0], 4)
+    ctx.archive_scores(0)
+    assert rec.seen == ([], 4)  # the initial archive: nothing before it
+
+
 def test_tiny_ml_by_hand():
     m = {"params": 1.5, "macs": 80.0, "activations": 0.4}
     assert get_objective("tiny_ml")(m) == pytest.approx(1.5 + 80 / 40 + 0.4)

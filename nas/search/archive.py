@@ -7,7 +7,9 @@ An ``iter_k.stats`` file is versioned JSON, written atomically::
      "candidates": [ids evaluated in iteration k], "hv": [hv after iteration 0..k], "hv_ref": [...],
      "surrogate": [{"iteration", "metric", "rmse", "rho", "tau", ...}, ...],
      "timings": [{"iteration", "eval_s", "search_s"}, ...],
-     "objectives": [first, second, ...], "strategy": {the strategy's state},
+     "objectives": [first, second, ...],
+     "objective_stats": {objective: {what it computed from the archive, e.g. alpha_norm}},
+     "strategy": {the strategy's state},
      "run": {the run description, nas.search.description}}
 
 Files of schema ``msunas-stats/1`` (before run descriptions: a flat ``"config"`` instead of

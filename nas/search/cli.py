@@ -125,6 +125,8 @@ def _add_options(group, options: Any, seen: set[str]) -> None:
         meta = dict(f.metadata)
         value = getattr(options, f.name)
         shown = "none" if value is None else value
+        if isinstance(value, (list, tuple)):  # as the flag takes it: --sigma 0.05 0.1
+            shown = " ".join(map(str, value)) or "none"
         help_ = meta.pop("help", "").replace("%", "%%") + f" (default: {shown})".replace("%", "%%")
         names = [f"--{f.name}", *meta.pop("aliases", [])]
         if tp is bool:

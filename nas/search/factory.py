@@ -96,14 +96,7 @@ def build_run(spec: RunSpec, evaluator: Evaluator | None = None, log: Any = prin
     scorer = build_scorer(spec)
     available = set(evaluator.metric_names()) | set(costs.names)
     for obj in scorer.objectives:
-        missing = [m for m in obj.metrics if m not in available]
-        if missing:
-            reported = ", ".join(sorted(available)) or "nothing"
-            raise UserError(
-                f"unknown objective {obj.name!r}: it needs the metric(s) {', '.join(missing)}, which no part "
-                f"of this run reports (evaluator and cost providers report: {reported}); choose another "
-                "objective, or add a measure or cost provider"
-            )
+        obj.check_metrics(available)
     if costs.names:
         smallest = costs.metrics(space.smallest())
         for obj in scorer.objectives:

@@ -6,8 +6,10 @@ state); a resumed run re-uses both.
 Randomness: iteration ``k`` draws from ``np.random.default_rng([seed, k])`` only, so a search
 resumed after a kill makes exactly the choices the uninterrupted one made.
 
-Hypervolume (``hv`` in the stats, ``--hv_patience``): after every iteration the whole archive is
-re-scored with the objectives as they are prepared now, and the history is recomputed from it:
+Hypervolume (``hv`` in the stats, ``--hv_patience``): after every iteration ``k`` the whole archive
+is re-scored as iteration ``k`` (objectives prepared with the rows of iterations ``0..k-1``, see
+:mod:`nas.search.objectives`; what they computed goes into ``objective_stats``), and the history is
+recomputed from it:
 ``hv[j]`` is the hypervolume of the archive members evaluated in iterations ``0..j``, minimised
 objectives, reference point 1.01 x the nadir of the initial archive's (re-scored) objective
 values. For objectives that never change (most) this is the hypervolume each iteration had; for
@@ -33,6 +35,7 @@ from nas.result import Result
 from nas.search.archive import Archive, read_stats, write_archive_csv, write_stats
 from nas.search.description import RunSpec, is_description
 from nas.search.factory import Run, make_executor
+from nas.search.selection import reference_point
 from nas.space import Arch
 
 
@@ -114,7 +117,7 @@ class Search:
 
     def scores(self) -> tuple[list[Result], np.ndarray]:
         """The successful archive members and their objective values, re-scored now."""
-        ok, _, F = self.ctx.archive_scores()
+        ok, _, F = self.ctx.archive_scores(self.iteration)  # as this iteration: its own stats
         return ok, F
 
     def _hypervolume_history(self) -> list[float]:
@@ -122,8 +125,7 @@ class Search:
         its = np.array([self.archive.iteration_of[r.arch_id] for r in ok])
         single = F.shape[1] == 1
         if not single:
-            nadir = F[its == 0].max(axis=0) if np.any(its == 0) else F.max(axis=0)
-            self.hv_ref = (nadir + 0.01 * np.abs(nadir) + 1e-12).tolist()
+            self.hv_ref = reference_point(F, its).tolist()
             self.ctx.hv_ref = self.hv_ref
             indicator = HV(ref_point=np.array(self.hv_ref))
         out = []
@@ -137,6 +139,7 @@ class Search:
 
     def _save_iteration(self, candidates: list[str]) -> None:
         k = self.iteration
+        ok, F = self.scores()  # also prepares the objectives as this iteration: their statistics
         write_stats(
             os.path.join(self.save, f"iter_{k}.stats"),
             iteration=k,
@@ -147,10 +150,10 @@ class Search:
             surrogate=self.surrogate_log,
             timings=self.timings,
             objectives=[o.name for o in self.objectives],
+            objective_stats=self.scorer.statistics(),
             strategy=self.strategy.state_dict(),
             run=self.spec.to_dict(),
         )
-        ok, F = self.scores()
         names = [f"f{j + 1}_{o.name}" for j, o in enumerate(self.objectives)]
         values = {r.arch_id: dict(zip(names, f, strict=True)) for r, f in zip(ok, F, strict=True)}
         write_archive_csv(os.path.join(self.save, "archive.csv"), self.archive, values)
@@ -315,11 +318,15 @@ class Search:
         quality = self.strategy.quality if self.iteration > 0 else None
         tau = f"{quality['tau']:.3f}" if quality and quality.get("tau") is not None else "-"
         chosen = f" ({quality['chosen']})" if quality and "chosen" in quality else ""
+        prepared = "".join(
+            f"  {name}: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items())
+            for name, values in self.scorer.statistics().items()
+        )  # e.g. top1_robust's alpha_norm
         return (
             f"iter {self.iteration}: archive {len(self.archive)} ({len(self.archive.failed())} failed)  "
             f"hv {self.hv[-1]:.6g}  surrogate tau {tau}{chosen}  best {F[:, 0].min():.3f} "
             f"{first.unit or first.name}  eval {self.timings[-1]['eval_s']:.1f}s  "
-            f"search {self.timings[-1]['search_s']:.1f}s"
+            f"search {self.timings[-1]['search_s']:.1f}s{prepared}"
         )
 
 

@@ -6,11 +6,17 @@ returns one value per row, lower is better. Any metric the run's evaluator or co
 report is an objective by its name without a class (:class:`MetricObjective`, minimised as it
 is): ``--sec_obj avg_macs`` works as soon as a measure reports ``avg_macs``.
 
-Before scoring, the search calls :meth:`Objective.prepare` with the metrics of the archive and of
-the population being scored (the archive itself when the archive is scored, NSGA-II's predicted
-population inside NSGA-II): objectives with archive-level statistics (FlatNAS's alpha_norm) or
-population-level ones (NACHOS's phi) compute them there. The archive table also carries the
-``iteration`` that evaluated each row.
+Before scoring, the search calls :meth:`Objective.prepare` with two metric tables: the archive as
+it stood when the iteration being scored began (every row evaluated in an earlier iteration, with
+the ``iteration`` that evaluated it; empty for the initial archive) and the population being scored
+(the whole archive when the archive is scored, NSGA-II's predicted population inside NSGA-II).
+Objectives with archive-level statistics (FlatNAS's alpha_norm) or population-level ones (NACHOS's
+phi) compute them there. Which iteration is being scored (:meth:`Scorer.score`): the stats of
+iteration ``k`` score the archive as iteration ``k`` (prepared with the rows of iterations
+``0..k-1``); a strategy choosing the candidates of iteration ``k + 1`` scores the archive and
+NSGA-II's population as iteration ``k + 1`` (prepared with every row). So an archive-level
+statistic changes once per iteration, and within an iteration the archive and the candidates are
+scored alike.
 
 ``top1`` is the top-1 error in percent; cost metrics are used as they are (millions, ms);
 ``tiny_ml`` is CNAS's penalised figure of merit over params, MACs and activations.
@@ -51,7 +57,12 @@ class Objective(Component):
     unit: str = ""
 
     def prepare(self, archive: MetricTable, population: MetricTable) -> None:
-        """Statistics of the archive and of the population being scored (default: none)."""
+        """Statistics of the archive (its rows of the iterations before the one being scored) and of
+        the population being scored (default: none)."""
+
+    def statistics(self) -> dict[str, float]:
+        """What :meth:`prepare` computed, for the records (``iter_k.stats``; default: nothing)."""
+        return {}
 
     def values(self, m: MetricTable) -> np.ndarray:
         return np.asarray(m[self.metrics[0]], dtype=float)
@@ -64,6 +75,18 @@ class Objective(Component):
 
     def check(self, smallest: dict[str, float]) -> None:
         """Refuse settings that not even the cheapest architecture meets (default: nothing to check)."""
+
+    def check_metrics(self, available: set[str]) -> None:
+        """Refuse a run none of whose parts reports a metric this objective reads (a one-line
+        ``UserError``; ``available``: what the evaluator and the cost providers report)."""
+        missing = [m for m in self.metrics if m not in available]
+        if missing:
+            reported = ", ".join(sorted(available)) or "nothing"
+            raise UserError(
+                f"unknown objective {self.name!r}: it needs the metric(s) {', '.join(missing)}, which no "
+                f"part of this run reports (evaluator and cost providers report: {reported}); choose "
+                "another objective, or add a measure or cost provider"
+            )
 
     @property
     def label(self) -> str:
@@ -163,11 +186,35 @@ class Scorer:
     def __len__(self) -> int:
         return len(self.objectives)
 
-    def score(self, archive: MetricTable, population: MetricTable | None = None) -> np.ndarray:
-        """Objective values [n, m] of ``population`` (default: the archive itself), each objective
-        prepared with the archive and that population first."""
+    def score(
+        self, archive: MetricTable, population: MetricTable | None = None, iteration: int | None = None
+    ) -> np.ndarray:
+        """Objective values [n, m] of ``population`` (default: the archive itself).
+
+        Each objective is prepared first with the archive as it stood when ``iteration`` began (its
+        rows of earlier iterations, by their ``iteration`` column) and with ``population``.
+        ``iteration`` is the iteration being scored; by default the archive's latest when the
+        archive itself is scored (what that iteration's stats show), the one after it when a
+        population of new candidates is (what a strategy choosing them sees).
+        """
+        if iteration is None and population is None and "iteration" in archive and len(archive["iteration"]):
+            iteration = int(np.max(archive["iteration"]))
         population = archive if population is None else population
+        earlier = rows_before(archive, iteration)
         for o in self.objectives:
-            o.prepare(archive, population)
+            o.prepare(earlier, population)
         n = len(next(iter(population.values()))) if population else 0
         return np.column_stack([np.asarray(o(population), dtype=float).reshape(n) for o in self.objectives])
+
+    def statistics(self) -> dict[str, dict[str, float]]:
+        """Each objective's :meth:`Objective.statistics` from its last :meth:`score` (those that have any)."""
+        return {o.name: s for o in self.objectives if (s := o.statistics())}
+
+
+def rows_before(table: MetricTable, iteration: int | None) -> MetricTable:
+    """The rows of ``table`` evaluated before ``iteration`` (all of them for None, or when the table
+    has no ``iteration`` column)."""
+    if iteration is None or "iteration" not in table:
+        return table
+    keep = np.asarray(table["iteration"], dtype=float) < iteration
+    return {k: np.asarray(v)[keep] for k, v in table.items()}

@@ -33,6 +33,14 @@ from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 SELECTIONS = ("hvi", "spread")
 
 
+def reference_point(F: np.ndarray, iterations: np.ndarray) -> np.ndarray:
+    """The hypervolume reference point: 1.01 x the nadir of the initial archive's objective values
+    (rows of iteration 0; of every row when there are none), minimised objectives."""
+    F, its = np.asarray(F, dtype=float), np.asarray(iterations)
+    nadir = F[its == 0].max(axis=0) if np.any(its == 0) else F.max(axis=0)
+    return nadir + 0.01 * np.abs(nadir) + 1e-12
+
+
 def ranks(F: np.ndarray) -> np.ndarray:
     """Non-dominated rank of every row of ``F`` (minimised objectives; 0 = the front)."""
     out = np.empty(len(F), dtype=int)

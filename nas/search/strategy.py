@@ -54,11 +54,18 @@ class SearchContext:
         table["iteration"] = np.array([self.archive.iteration_of[r.arch_id] for r in results], dtype=float)
         return table
 
-    def archive_scores(self) -> tuple[list[Result], MetricTable, np.ndarray]:
-        """The successful archive members, their metrics and their objective values (re-scored now)."""
+    def next_iteration(self) -> int:
+        """The iteration after the archive's latest: the one a strategy is choosing candidates for."""
+        return max(self.archive.iteration_of.values(), default=-1) + 1
+
+    def archive_scores(self, iteration: int | None = None) -> tuple[list[Result], MetricTable, np.ndarray]:
+        """The successful archive members, their metrics and their objective values, re-scored now as
+        ``iteration`` sees them (objectives prepared with the rows of earlier iterations; default:
+        :meth:`next_iteration`, what a strategy choosing candidates sees)."""
         ok = self.archive.ok()
         table = self.archive_table(ok)
-        return ok, table, self.scorer.score(table)
+        iteration = self.next_iteration() if iteration is None else iteration
+        return ok, table, self.scorer.score(table, table, iteration=iteration)
 
     def is_new(self, arch: Arch, taken: set[str]) -> bool:
         aid = self.space.arch_id(arch)

@@ -21,7 +21,7 @@ from nas.config import option
 from nas.errors import UserError
 from nas.search.moea import optimise
 from nas.search.objectives import MetricTable
-from nas.search.selection import SELECTIONS, select
+from nas.search.selection import SELECTIONS, reference_point, select
 from nas.search.strategy import STRATEGIES, Strategy, fill_random
 from nas.space import Arch
 from nas.surrogate import SURROGATES, fit_surrogate, min_cv_samples
@@ -80,10 +80,10 @@ class MSuNAS(Strategy):
     def ask(self, rng: np.random.Generator) -> list[Arch]:
         o, ctx = self.options, self.ctx
         space = ctx.space
-        ok, A, F = ctx.archive_scores()
+        iteration = ctx.next_iteration()
+        ok, A, F = ctx.archive_scores(iteration)  # re-scored before anything is fitted or chosen
         X = np.stack([space.features(r.arch) for r in ok])
         models, self.quality = {}, None
-        iteration = max(ctx.archive.iteration_of.values(), default=0) + 1
         for j, metric in enumerate(self.predicted()):
             model, q = fit_surrogate(o.predictor, X, A[metric], rng)
             models[metric] = model
@@ -99,7 +99,7 @@ class MSuNAS(Strategy):
             return table
 
         def scores(archs: list[Arch]) -> np.ndarray:
-            return ctx.scorer.score(A, population(archs))
+            return ctx.scorer.score(A, population(archs), iteration=iteration)
 
         constraints = []
         if o.top1min > 0:  # feasible where the predicted top-1 >= top1min
@@ -128,7 +128,9 @@ class MSuNAS(Strategy):
         if cands:
             cand_F = np.array(cand_F)
             if F.shape[1] > 1:
-                pick = select(o.selection, F, cand_F, ctx.n_iter, np.array(ctx.hv_ref), rng)
+                # the reference point of the objectives as scored now (they may be re-normalised)
+                ref = reference_point(F, A["iteration"])
+                pick = select(o.selection, F, cand_F, ctx.n_iter, ref, rng)
             else:
                 pick = np.argsort(cand_F[:, 0], kind="stable")[: ctx.n_iter]
             chosen = [cands[i] for i in pick]
