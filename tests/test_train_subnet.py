@@ -407,8 +407,8 @@ def test_after_training_evaluations_add_flags_write_net_stats_and_do_not_bind_re
     subnet_file, tmp_path, monkeypatch
 ):
     """A plug-in's after-training evaluation (:mod:`nas.training.after`): its options are flags of
-    ``train.py subnet``, its flag switches it on, its metrics land in net.stats under its name, and
-    its options do not bind ``--resume``."""
+    ``train.py subnet``, checked before training; its flag switches it on, its metrics land in
+    net.stats under its name, and its options do not bind ``--resume``."""
     from dataclasses import dataclass
 
     from nas.config import option
@@ -423,10 +423,18 @@ def test_after_training_evaluations_add_flags_write_net_stats_and_do_not_bind_re
         assert not model.training and job.arch == SMALLEST
         return {"params_scaled": cfg.probe_scale * sum(p.numel() for p in model.parameters())}
 
-    monkeypatch.setitem(AFTER_TRAINING._items, "probe", AfterTraining(ProbeOptions, "probe_eval", probe))
+    def check(cfg):
+        if cfg.probe_scale <= 0:
+            raise UserError(f"--probe_scale {cfg.probe_scale} must be > 0")
+
+    probe_eval = AfterTraining(ProbeOptions, "probe_eval", probe, check)
+    monkeypatch.setitem(AFTER_TRAINING._items, "probe", probe_eval)
     run = tmp_path / "run"
     args = ["subnet", "--subnet", str(subnet_file), "--max_train_images", "128", "--batch_size", "64"]
     args += ["--epochs", "1", "--steps_per_epoch", "1", "--device", "cpu", "--save", str(run)]
+    with pytest.raises(UserError, match="--probe_scale -1.0 must be > 0"):  # before any training
+        main([*args, "--probe_eval", "--probe_scale", "-1"])
+    assert not (run / "checkpoint.pth").exists()
     assert main([*args, "--probe_eval", "--probe_scale", "2"]) == 0
     stats = json.loads((run / "net.stats").read_text())
     assert not {"probe_eval", "probe_scale"} & set(load_checkpoint(run / "checkpoint.pth")["settings"])

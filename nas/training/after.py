@@ -5,8 +5,9 @@
 split. A plug-in that measures more of a trained network (the flatness plug-in's corruption
 errors, ``--ood_eval``) registers an :class:`AfterTraining` in :data:`AFTER_TRAINING`: the fields
 of its ``options`` dataclass become flags of every such mode (:func:`with_after_training`), its
-boolean option ``flag`` switches it on, and ``run(model, job, cfg)`` returns the metrics written
-into ``net.stats`` under its registered name. Its options do not bind a ``--resume`` (they change
+boolean option ``flag`` switches it on, ``check(cfg)`` (optional) refuses bad options before any
+training, and ``run(model, job, cfg)`` returns the metrics written into ``net.stats`` under its
+registered name. Its options do not bind a ``--resume`` (they change
 what is measured after training, not the training).
 """
 
@@ -25,6 +26,7 @@ class AfterTraining:
     options: type  # a dataclass of options (each with a default and help)
     flag: str  # its boolean option that enables the evaluation
     run: Callable[[Any, Any, Any], dict[str, Any]]  # (trained model, SubnetJob, config) -> metrics
+    check: Callable[[Any], None] | None = None  # (config) -> None or a UserError, before training
 
 
 AFTER_TRAINING: Registry[AfterTraining] = Registry("after-training evaluation")
@@ -48,10 +50,19 @@ def with_after_training(config: type) -> type:
     return dataclasses.make_dataclass(config.__name__, [], bases=(config, *extras))
 
 
+def enabled(cfg: Any) -> list[str]:
+    """The names of the evaluations ``cfg`` switches on, in name order."""
+    return [n for n in AFTER_TRAINING.names() if getattr(cfg, AFTER_TRAINING.get(n).flag, False)]
+
+
+def check_after_training(cfg: Any) -> None:
+    """Each switched-on evaluation's ``check``: bad options fail before any training."""
+    for name in enabled(cfg):
+        check = AFTER_TRAINING.get(name).check
+        if check is not None:
+            check(cfg)
+
+
 def run_after_training(model: Any, job: Any, cfg: Any) -> dict[str, dict[str, Any]]:
     """``{name: metrics}`` of the evaluations ``cfg`` switches on, in name order."""
-    return {
-        name: AFTER_TRAINING.get(name).run(model, job, cfg)
-        for name in AFTER_TRAINING.names()
-        if getattr(cfg, AFTER_TRAINING.get(name).flag, False)
-    }
+    return {name: AFTER_TRAINING.get(name).run(model, job, cfg) for name in enabled(cfg)}

@@ -30,7 +30,7 @@ from nas.errors import UserError
 from nas.io import load_checkpoint, read_json, write_json
 from nas.search.description import default_space_name
 from nas.space import SEARCH_SPACES, Arch, SearchSpace
-from nas.training.after import run_after_training
+from nas.training.after import check_after_training, run_after_training
 from nas.training.loop import EvaluateFn, LossFn, TrainConfig, TrainLoop, check_train_config, validate_epoch
 
 
@@ -212,6 +212,7 @@ def train_subnet(
     hooks then run here as they do in a search. ``job``: the network already prepared.
     """
     check_train_config(cfg)
+    check_after_training(cfg)
     job = job or prepare_subnet(cfg)
     if not cfg.save:
         cfg = dataclasses.replace(cfg, save=os.path.dirname(os.path.abspath(cfg.subnet)))
