@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -72,3 +73,12 @@ def load_checkpoint(path: str | os.PathLike, what: str = "checkpoint") -> dict:
     if not isinstance(obj, dict):
         raise UserError(f"{what} {str(path)!r} holds a {type(obj).__name__}, not a state dict")
     return obj
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """The hex sha256 of a file's bytes, read in blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()

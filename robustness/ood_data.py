@@ -49,7 +49,7 @@ import torch
 
 from nas.data import DATASETS, Split, TensorSplit
 from nas.errors import UserError
-from nas.io import write_json
+from nas.io import sha256_file, write_json
 from nas.registry import Registry
 from robustness.corruptions import CORRUPTIONS, SEVERITIES, check_corruptions, corrupt, corruption_rng
 
@@ -281,14 +281,6 @@ def fingerprint(images: np.ndarray, labels: np.ndarray) -> str:
     h.update(str(images.shape).encode())
     h.update(np.ascontiguousarray(images).tobytes())
     h.update(np.asarray(labels, dtype=np.int64).tobytes())
-    return h.hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
     return h.hexdigest()
 
 

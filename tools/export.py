@@ -27,7 +27,6 @@ size and SHA-256. The network takes normalised images (the dataset's mean and st
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib
 import importlib.metadata
 import os
@@ -46,7 +45,7 @@ from nas.cli import positive_int, run_cli  # noqa: E402
 from nas.costs import measure_costs  # noqa: E402
 from nas.device import resolve_device  # noqa: E402
 from nas.errors import UserError  # noqa: E402
-from nas.io import load_checkpoint, read_json, write_json  # noqa: E402
+from nas.io import load_checkpoint, read_json, sha256_file, write_json  # noqa: E402
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 EXPORTERS = ("dynamo", "legacy")
@@ -271,14 +270,6 @@ def check_stages(deploy, runner_of, paths, batch_size, resolution, device, atol,
             "passed": bool(passed and np.isfinite(max_diff))}  # fmt: skip
 
 
-def sha256_of(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def version_of(package: str) -> str | None:
     try:
         return importlib.metadata.version(package)
@@ -446,7 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    size, digest = os.path.getsize(output), sha256_of(output)
+    size, digest = os.path.getsize(output), sha256_file(output)
     what = f"opset {written_opset}, {exporter} exporter" if onnx_format else "torch.jit.trace"
     print(f"exported {output} ({args.format}, {what}; {size / 1e6:.2f} MB, sha256 {digest[:16]}...)")
 
@@ -543,7 +534,7 @@ def export_early_exit(args, deploy, early_exit, example, output, exporter, opset
         "format": args.format,
         "early_exit": early_exit,
         "files": [
-            {"file": os.path.basename(f), "file_size": os.path.getsize(f), "sha256": sha256_of(f)}
+            {"file": os.path.basename(f), "file_size": os.path.getsize(f), "sha256": sha256_file(f)}
             for f in files
         ],
         "outputs": ["logits", "exit_index"] if args.format == "torchscript" else ["features", "out"],
