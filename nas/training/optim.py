@@ -75,16 +75,17 @@ class SharpnessAware:
         grads = [(p, p.grad.float()) for p in self.params if p.grad is not None]
         if not grads:
             return
-        if self.adaptive:
-            grads = [(p, (p.detach().float().abs() + self.eta) * g) for p, g in grads]  # T g
-        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for _, g in grads]))
+        # T = |w| + eta (ASAM) or 1 (SAM); the step is rho * T^2 g / ||T g||
+        ts = [p.detach().float().abs() + self.eta if self.adaptive else 1.0 for p, _ in grads]
+        norm = torch.linalg.vector_norm(
+            torch.stack([torch.linalg.vector_norm(t * g) for t, (_, g) in zip(ts, grads, strict=True)])
+        )
         if not torch.isfinite(norm) or norm == 0:
             return
         scale = self.rho / (norm + 1e-12)
-        for p, g in grads:
-            step = g * scale if not self.adaptive else (p.detach().float().abs() + self.eta) * g * scale
+        for t, (p, g) in zip(ts, grads, strict=True):
             self._saved.append((p, p.detach().clone()))
-            p.add_(step.to(p.dtype))
+            p.add_((t * t * g * scale).to(p.dtype))
 
     @torch.no_grad()
     def restore(self) -> None:
