@@ -61,82 +61,19 @@ def _ceil_half(size: int, stride: int) -> int:
     return -(-size // stride)
 
 
-class LatencyTable:
-    """OFA-format latency look-up tables of one device, one per resolution.
+class LayerKeys:
+    """The table keys of OFA MobileNetV3 subnets of one width (no table needed).
 
-    ``directory`` holds ``<device>_<r>_lookup_table.yaml`` files. ``device`` picks the device
-    when the directory holds tables of several (default: the only one there); ``resolutions``
-    restricts loading to those tables (each must exist). ``width_mult`` is the width of the
-    space the tables were measured for (1.2 for OFA's published tables).
+    ``n_classes`` sets the ``Logits`` key's output (1000, ImageNet, in OFA's published tables).
     """
 
-    def __init__(
-        self,
-        directory: str | os.PathLike,
-        device: str | None = None,
-        resolutions: Sequence[int] | None = None,
-        width_mult: float = 1.2,
-    ) -> None:
-        directory = Path(directory)
-        pattern = f"{device or '<device>'}_<r>_lookup_table.yaml"
-        if not directory.is_dir():
-            raise UserError(
-                f"latency table directory {str(directory)!r} does not exist; it must hold one file "
-                f"{pattern} per resolution r (OFA's format, e.g. note10_224_lookup_table.yaml)"
-            )
-        found: dict[str, dict[int, Path]] = {}
-        for path in directory.iterdir():
-            m = FILE_RE.match(path.name)
-            if m and path.is_file():
-                found.setdefault(m["device"], {})[int(m["r"])] = path
-        if device is None:
-            if len(found) > 1:
-                raise UserError(
-                    f"{str(directory)!r} holds latency tables of several devices "
-                    f"({', '.join(sorted(found))}); choose one"
-                )
-            device = next(iter(found), None)
-        files = found.get(device, {}) if device is not None else {}
-        if not files:
-            raise UserError(
-                f"no latency tables in {str(directory)!r}: expected files {pattern} "
-                "(one per resolution r, e.g. note10_224_lookup_table.yaml)"
-            )
-        wanted = sorted(files) if resolutions is None else [int(r) for r in resolutions]
-        missing = [r for r in wanted if r not in files]
-        if missing:
-            names = ", ".join(f"{device}_{r}_lookup_table.yaml" for r in missing)
-            raise UserError(f"latency table directory {str(directory)!r} lacks {names}")
-        self.directory = directory
-        self.device = device
+    def __init__(self, width_mult: float = 1.2, n_classes: int = N_CLASSES) -> None:
         self.width_mult = float(width_mult)
-        self.tables: dict[int, dict[str, float]] = {r: self._read(files[r]) for r in wanted}
+        self.n_classes = int(n_classes)
         w = list(stage_widths(self.width_mult))
         self._stem, self._first = w[0], w[1]
         self._stages = tuple(w[2:7])
         self._final, self._last = w[7], w[8]
-        self._fixed: dict[int, tuple[float, ...]] = {}  # r -> the 6 fixed layers' means
-        self._blocks: dict[int, dict[tuple, float]] = {}  # r -> (stage, i, k, e) -> mean
-
-    @staticmethod
-    def _read(path: Path) -> dict[str, float]:
-        try:
-            with open(path) as f:
-                raw = yaml.safe_load(f)
-        except (OSError, yaml.YAMLError) as e:
-            raise UserError(f"latency table {str(path)!r} cannot be read ({type(e).__name__}: {e})") from None
-        if not isinstance(raw, dict):
-            raise UserError(f"latency table {str(path)!r} is not a mapping of layer keys")
-        try:
-            return {str(k): float(v["mean"]) for k, v in raw.items()}
-        except (TypeError, KeyError, ValueError):
-            raise UserError(f"latency table {str(path)!r} has an entry without a numeric 'mean'") from None
-
-    @property
-    def resolutions(self) -> tuple[int, ...]:
-        return tuple(sorted(self.tables))
-
-    # ---- keys ---------------------------------------------------------------------------------
 
     def keys(self, arch: dict[str, Any]) -> list[str]:
         """The table keys of ``arch``'s layers, in network order."""
@@ -153,7 +90,7 @@ class LatencyTable:
         out.append(f"Conv_1-input:{_shape(fsize, fsize, c)}-output:{_shape(fsize, fsize, self._final)}")
         out.append(f"AvgPool2D-input:{_shape(fsize, fsize, self._final)}-output:{_shape(1, 1, self._final)}")
         out.append(f"Conv_2-input:{_shape(1, 1, self._final)}-output:{_shape(1, 1, self._last)}")
-        out.append(f"Logits-input:{_shape(1, 1, self._last)}-output:{N_CLASSES}")
+        out.append(f"Logits-input:{_shape(1, 1, self._last)}-output:{self.n_classes}")
         return out
 
     def block_key(self, r: int, stage: int, i: int, k: int, e: float) -> str:
@@ -215,8 +152,108 @@ class LatencyTable:
             raise UserError(f"arch depths {ds} must lie in 1..{MAX_DEPTH}")
         if "w" in arch and float(arch["w"]) != self.width_mult:
             raise UserError(
-                f"arch width w={arch['w']} does not match the latency tables' width {self.width_mult}"
+                f"arch width w={arch['w']} does not match the table keys' width {self.width_mult}"
             )
+        return ks, es, ds, r
+
+    def all_keys(
+        self,
+        resolutions: Sequence[int],
+        ks_options: Sequence[int] = KS_OPTIONS,
+        e_options: Sequence[float] = E_OPTIONS,
+    ) -> dict[int, list[str]]:
+        """Every key a subnet of the space can use at each of ``resolutions``: the 6 fixed layers
+        and, per stage, its first and its other blocks with every kernel and expand ratio (96
+        keys per resolution for the d234_e346_k357 space; resolutions share the keys whose
+        shapes coincide)."""
+        out = {}
+        for r in resolutions:
+            fixed = self.keys({"ks": [3] * N_BLOCKS, "e": [3] * N_BLOCKS, "d": [1] * N_STAGES, "r": r})
+            blocks = [
+                self.block_key(r, s, i, k, e)
+                for s in range(N_STAGES)
+                for i in (0, 1)
+                for k in ks_options
+                for e in e_options
+            ]
+            out[int(r)] = [*fixed[:2], *blocks, *fixed[-4:]]
+        return out
+
+class LatencyTable(LayerKeys):
+    """OFA-format latency look-up tables of one device, one per resolution.
+
+    ``directory`` holds ``<device>_<r>_lookup_table.yaml`` files. ``device`` picks the device
+    when the directory holds tables of several (default: the only one there); ``resolutions``
+    restricts loading to those tables (each must exist). ``width_mult`` is the width of the
+    space the tables were measured for (1.2 for OFA's published tables). The class count is the
+    tables' own (their ``Logits`` key; 1000 in OFA's).
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        device: str | None = None,
+        resolutions: Sequence[int] | None = None,
+        width_mult: float = 1.2,
+    ) -> None:
+        directory = Path(directory)
+        pattern = f"{device or '<device>'}_<r>_lookup_table.yaml"
+        if not directory.is_dir():
+            raise UserError(
+                f"latency table directory {str(directory)!r} does not exist; it must hold one file "
+                f"{pattern} per resolution r (OFA's format, e.g. note10_224_lookup_table.yaml)"
+            )
+        found: dict[str, dict[int, Path]] = {}
+        for path in directory.iterdir():
+            m = FILE_RE.match(path.name)
+            if m and path.is_file():
+                found.setdefault(m["device"], {})[int(m["r"])] = path
+        if device is None:
+            if len(found) > 1:
+                raise UserError(
+                    f"{str(directory)!r} holds latency tables of several devices "
+                    f"({', '.join(sorted(found))}); choose one"
+                )
+            device = next(iter(found), None)
+        files = found.get(device, {}) if device is not None else {}
+        if not files:
+            raise UserError(
+                f"no latency tables in {str(directory)!r}: expected files {pattern} "
+                "(one per resolution r, e.g. note10_224_lookup_table.yaml)"
+            )
+        wanted = sorted(files) if resolutions is None else [int(r) for r in resolutions]
+        missing = [r for r in wanted if r not in files]
+        if missing:
+            names = ", ".join(f"{device}_{r}_lookup_table.yaml" for r in missing)
+            raise UserError(f"latency table directory {str(directory)!r} lacks {names}")
+        self.directory = directory
+        self.device = device
+        self.tables: dict[int, dict[str, float]] = {r: self._read(files[r]) for r in wanted}
+        logits = {k.rsplit(":", 1)[1] for t in self.tables.values() for k in t if k.startswith("Logits-")}
+        super().__init__(width_mult, int(logits.pop()) if len(logits) == 1 else N_CLASSES)
+        self._fixed: dict[int, tuple[float, ...]] = {}  # r -> the 6 fixed layers' means
+        self._blocks: dict[int, dict[tuple, float]] = {}  # r -> (stage, i, k, e) -> mean
+
+    @staticmethod
+    def _read(path: Path) -> dict[str, float]:
+        try:
+            with open(path) as f:
+                raw = yaml.safe_load(f)
+        except (OSError, yaml.YAMLError) as e:
+            raise UserError(f"latency table {str(path)!r} cannot be read ({type(e).__name__}: {e})") from None
+        if not isinstance(raw, dict):
+            raise UserError(f"latency table {str(path)!r} is not a mapping of layer keys")
+        try:
+            return {str(k): float(v["mean"]) for k, v in raw.items()}
+        except (TypeError, KeyError, ValueError):
+            raise UserError(f"latency table {str(path)!r} has an entry without a numeric 'mean'") from None
+
+    @property
+    def resolutions(self) -> tuple[int, ...]:
+        return tuple(sorted(self.tables))
+
+    def _check(self, arch: Any) -> tuple[list[int], list[float], list[int], int]:
+        ks, es, ds, r = super()._check(arch)
         if r not in self.tables:
             raise UserError(
                 f"no latency table for resolution {r}: expected {self.device}_{r}_lookup_table.yaml in "
