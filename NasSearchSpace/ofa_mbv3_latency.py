@@ -179,6 +179,7 @@ class LayerKeys:
             out[int(r)] = [*fixed[:2], *blocks, *fixed[-4:]]
         return out
 
+
 class LatencyTable(LayerKeys):
     """OFA-format latency look-up tables of one device, one per resolution.
 
