@@ -30,6 +30,7 @@ DEFAULT_PLUGINS = (
     "EarlyExits",
     "LayerSkipping",
     "robustness",
+    "hardware",
     "benchmarks",
 )
 

@@ -221,6 +221,7 @@ class RunSpec:
                 flat[key] = value
         if flat:
             self.apply_flat(flat, strict)
+        self.add_required_parts()
 
     def _set_role(self, role: str, value: Any) -> None:
         if role in LIST_ROLES:
@@ -257,6 +258,27 @@ class RunSpec:
                 continue
             for holder in targets:
                 setattr(holder, key, value)
+        self.add_required_parts()
+
+    def add_required_parts(self) -> None:
+        """Add the measures and cost providers the objectives require with their options
+        (:meth:`nas.search.objectives.Objective.requires`), or set those options on the ones
+        present."""
+        objectives = registry("objectives")
+        for obj in self.objectives:
+            if obj.name not in objectives:
+                continue
+            for role, value in objectives.get(obj.name).requires(obj.options):
+                if role not in LIST_ROLES:
+                    raise ValueError(
+                        f"objective {obj.name!r} requires a {role}; only measures and costs can be added"
+                    )
+                parts = getattr(self, role)
+                at = next((i for i, p in enumerate(parts) if p.name == value["name"]), None)
+                if at is None:
+                    parts.append(_part_value(role, value, None))
+                else:
+                    parts[at] = _part_value(role, value, parts[at])
 
     def _option_holders(self) -> list[Any]:
         parts = [self.space, self.evaluator, self.trainer, *self.measures, *self.costs, *self.objectives]

@@ -76,6 +76,14 @@ class Objective(Component):
     def check(self, smallest: dict[str, float]) -> None:
         """Refuse settings that not even the cheapest architecture meets (default: nothing to check)."""
 
+    @classmethod
+    def requires(cls, options: Any) -> list[tuple[str, dict[str, Any]]]:
+        """The parts of a run this objective needs with these options: ``(role, {"name": ...,
+        **options})`` of a measure or cost provider that reports its metric (``--latency_model
+        lut:DIR`` asks for the table's cost provider). The run description adds each one it lacks,
+        or sets those options on the one it has (default: none)."""
+        return []
+
     def check_metrics(self, available: set[str]) -> None:
         """Refuse a run none of whose parts reports a metric this objective reads (a one-line
         ``UserError``; ``available``: what the evaluator and the cost providers report)."""
@@ -125,7 +133,6 @@ for _name, _unit in (
     ("macs", "M MACs"),
     ("activations", "M activations"),
     ("flops", "M FLOPs"),
-    ("latency", "ms"),
 ):
     _metric_objective(_name, _unit)
 
