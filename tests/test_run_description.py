@@ -139,3 +139,37 @@ def test_the_engine_names_no_concrete_component():
                 if node.value in names:
                     found.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.value!r}")
     assert {"mobilenetv3", "nb201", "as", "ofa_note10"} <= names and not found, found
+
+
+def test_objectives_add_the_parts_they_require(monkeypatch):
+    """Objective.requires: the description adds the cost provider or measure an objective names with
+    its options, or sets those options on the one it already has; resolving twice changes nothing."""
+    from dataclasses import dataclass
+
+    from nas.config import option
+    from nas.search.objectives import OBJECTIVES, Objective
+
+    class NeedsTable(Objective):
+        name, metrics = "needs_table", ("latency",)
+
+        @dataclass
+        class Options:
+            table_at: str | None = option(None, "where the table is")
+
+        @classmethod
+        def requires(cls, options):
+            return (
+                []
+                if options.table_at is None
+                else [("costs", {"name": "lut_latency", "lut_dir": options.table_at})]
+            )
+
+    monkeypatch.setitem(OBJECTIVES._items, "needs_table", NeedsTable)
+    assert [p.name for p in RunSpec.from_flat({"sec_obj": "needs_table"}).costs] == ["analytic"]
+    spec = resolve(["--sec_obj", "needs_table", "--table_at", "A", "--costs", "analytic", "lut_latency"])
+    assert [(p.name, getattr(p.options, "lut_dir", None)) for p in spec.costs] == [
+        ("analytic", None),
+        ("lut_latency", "A"),
+    ]
+    again = RunSpec.from_dict(spec.to_dict())
+    assert again.to_dict() == spec.to_dict()
