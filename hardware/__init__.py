@@ -5,4 +5,4 @@ Importing the package registers its components (cost providers, measures, object
 engine's registries.
 """
 
-from hardware import latency  # noqa: F401
+from hardware import bilevel, latency, search_energy  # noqa: F401
