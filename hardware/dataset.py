@@ -29,17 +29,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from hardware.latency_data import arch_json
 from hardware.measure import TimingProtocol, time_module
 from nas.errors import UserError
 
 DATASET_SCHEMA = "latency-dataset/1"
 CSV_FIELDS = ("arch", "latency_ms", "iqr_ms")
 REF_FIELDS = ("round", "after", "ref", "arch", "latency_ms", "iqr_ms")
-
-
-def arch_json(arch: dict[str, Any]) -> str:
-    """The compact JSON form of an architecture in the dataset's ``arch`` column."""
-    return json.dumps(arch, separators=(",", ":"))
 
 
 def unique_sample(space: Any, n: int, seed: int) -> list[dict[str, Any]]:
@@ -115,16 +111,8 @@ def build_dataset(
         "ref_every": ref_every,
         "n_classes": n_classes,
     }
-    if proto_path.exists():
-        old = json.loads(proto_path.read_text())
-        diff = protocol.same_as(old.get("protocol", {}))
-        diff += [k for k in ("space", "n", "n_ref", "ref_every", "n_classes") if old.get(k) != record[k]]
-        if diff:
-            raise UserError(
-                f"{str(out)!r} holds a dataset made with other settings ({', '.join(diff)}); "
-                "use another --out or the same flags to resume"
-            )
-    else:
+    protocol.refuse_other(proto_path, record, ("space", "n", "n_ref", "ref_every", "n_classes"), "a dataset")
+    if not proto_path.exists():
         proto_path.write_text(json.dumps(record, indent=1) + "\n")
     archs = unique_sample(space, n, protocol.seed)
     refs = unique_sample(space, n_ref, protocol.seed + 10_000) if n_ref else []

@@ -35,14 +35,19 @@ from nas.search.objectives import OBJECTIVES, Objective
 MODELS = "lut:DIR, predictor:FILE or measured"
 
 
-def parse_latency_model(text: str) -> tuple[str, str | None]:
-    """``("lut", DIR)``, ``("predictor", FILE)`` or ``("measured", None)``; else a one-line error."""
+def parse_source(text: str, flag: str, with_path: tuple[str, ...], bare: tuple[str, ...], usage: str):
+    """``(kind, where)`` of a ``KIND:WHERE`` or bare ``KIND`` value of ``flag``; else a one-line error."""
     kind, _, where = str(text).partition(":")
-    if kind == "measured" and not where:
-        return kind, None
-    if kind in ("lut", "predictor") and where:
-        return kind, where
-    raise UserError(f"--latency_model {text!r}: use {MODELS} (e.g. lut:data/ofa)")
+    if (kind in bare and not where) or (kind in with_path and where):
+        return kind, where or None
+    raise UserError(f"{flag} {text!r}: use {usage}")
+
+
+def parse_latency_model(text: str) -> tuple[str, str | None]:
+    """``("lut", DIR)``, ``("predictor", FILE)`` or ``("measured", None)``."""
+    return parse_source(
+        text, "--latency_model", ("lut", "predictor"), ("measured",), f"{MODELS} (e.g. lut:data/ofa)"
+    )
 
 
 @OBJECTIVES.register("latency")

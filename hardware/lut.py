@@ -76,14 +76,7 @@ def build_lut(
         "n_classes": n_classes,
         "resolutions": resolutions,
     }
-    if proto_path.exists():
-        old = json.loads(proto_path.read_text())
-        diff = protocol.same_as(old.get("protocol", {}))
-        if old.get("space") != record["space"] or old.get("n_classes") != n_classes or diff:
-            raise UserError(
-                f"{str(out)!r} holds a table measured with other settings "
-                f"({', '.join(diff) or 'space/classes'}); use another --out or the same flags to resume"
-            )
+    protocol.refuse_other(proto_path, record, ("space", "n_classes"), "a table")
     keys_per_r = LayerKeys(space.width_mult, n_classes).all_keys(resolutions)
     unique = list(dict.fromkeys(k for r in resolutions for k in keys_per_r[r]))
     record["keys"] = {"per_resolution": len(keys_per_r[resolutions[0]]), "unique": len(unique)}

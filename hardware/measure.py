@@ -12,11 +12,14 @@ inter-quartile range. Networks are timed in eval mode, BatchNorm not folded, in 
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import json
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -57,6 +60,19 @@ class TimingProtocol:
         mine = dataclasses.asdict(self)
         return [k for k in mine if k in saved and saved[k] != mine[k]]
 
+    def refuse_other(self, proto_path: Path, record: dict[str, Any], keys: Sequence[str], what: str) -> None:
+        """Refuse to add to a folder (its ``protocol.json``) measured with another protocol or other
+        ``keys`` of ``record``: results are never mixed (one-line error)."""
+        if not proto_path.exists():
+            return
+        old = json.loads(proto_path.read_text())
+        diff = self.same_as(old.get("protocol", {})) + [k for k in keys if old.get(k) != record[k]]
+        if diff:
+            raise UserError(
+                f"{str(proto_path.parent)!r} holds {what} made with other settings ({', '.join(diff)}); "
+                "use another --out or the same flags to resume"
+            )
+
     def apply(self) -> torch.device:
         """Fix the thread count; the device measured on."""
         torch.set_num_threads(int(self.threads))
@@ -68,6 +84,33 @@ class TimingProtocol:
             module = module.to(memory_format=torch.channels_last)
             x = x.contiguous(memory_format=torch.channels_last)
         return module, x
+
+
+def add_measurement_flags(parser: argparse.ArgumentParser, **defaults: Any) -> None:
+    """The flags the measuring tools share: the space, its width, the class count, the output
+    folder, the progress bar and every :class:`TimingProtocol` setting (``defaults`` override the
+    protocol's)."""
+    parser.add_argument(
+        "--space", default="mobilenetv3", help="an OFA MobileNetV3 search space (default: mobilenetv3)"
+    )
+    parser.add_argument(
+        "--width_mult", type=float, default=1.0, help="OFA width multiplier, 1.0 or 1.2 (default: 1.0)"
+    )
+    parser.add_argument(
+        "--n_classes", type=int, default=1000, help="outputs of the classifier (default: 1000, OFA's)"
+    )
+    parser.add_argument(
+        "--out", required=True, help="output folder (resumed when it holds a partial measurement)"
+    )
+    parser.add_argument("--no_progress", action="store_true", help="no progress bar")
+    group = parser.add_argument_group("timing protocol")
+    for f in dataclasses.fields(TimingProtocol):
+        d = defaults.get(f.name, f.default)
+        group.add_argument(f"--{f.name}", type=type(f.default), default=d, help=f"(default: {d})")
+
+
+def protocol_from_args(args: argparse.Namespace) -> TimingProtocol:
+    return TimingProtocol(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TimingProtocol)})
 
 
 @torch.inference_mode()

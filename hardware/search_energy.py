@@ -27,9 +27,9 @@ from typing import Any
 
 import torch
 
+from hardware.latency import parse_source
 from nas.config import option
 from nas.cost_providers import COST_PROVIDERS, CostProvider
-from nas.errors import UserError
 from nas.measures import MEASURES, EvalContext, Measure
 from nas.search.objectives import OBJECTIVES, Objective
 
@@ -37,13 +37,8 @@ MODELS = "profile:NAME (a device profile: local-vm, jetson-agx-xavier or a YAML 
 
 
 def parse_energy_model(text: str) -> tuple[str, str | None]:
-    """``("profile", NAME)`` or ``("measured", None)``; else a one-line error."""
-    kind, _, where = str(text).partition(":")
-    if kind == "measured" and not where:
-        return kind, None
-    if kind == "profile" and where:
-        return kind, where
-    raise UserError(f"--energy_model {text!r}: use {MODELS}")
+    """``("profile", NAME)`` or ``("measured", None)``."""
+    return parse_source(text, "--energy_model", ("profile",), ("measured",), MODELS)
 
 
 @OBJECTIVES.register("energy")

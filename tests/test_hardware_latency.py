@@ -138,3 +138,22 @@ def test_tools_bad_input_one_line(tmp_path, capsys, tool, args, message):
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
+
+
+def test_predictor_latency_model_in_a_search_description(tmp_path):
+    """--latency_model predictor:FILE: the cost provider prices subnets with the trained model."""
+    from hardware.latency_data import lut_labels
+    from hardware.predictors import make_predictor
+
+    archs, y = lut_labels(OFA_DIR, 600, seed=0)
+    make_predictor("additive").fit(archs, y).save(tmp_path / "m.pt")
+    flat = {"lr": 160, "ur": 224, "rstep": 16, "width_mult": 1.2, "sec_obj": "latency"}
+    spec = RunSpec.from_flat({**flat, "latency_model": f"predictor:{tmp_path / 'm.pt'}"})
+    assert [p.name for p in spec.costs] == ["analytic", "latency_predictor"]
+    run = build_run(spec, log=lambda *_: None)
+    note10 = LatencyTable(OFA_DIR)
+    for arch in run.space.sample(5, __import__("numpy").random.default_rng(1)):
+        assert run.costs.metrics(arch)["latency"] == pytest.approx(note10.latency(arch), abs=0.05)
+    spec = RunSpec.from_flat({**flat, "latency_model": f"predictor:{tmp_path / 'nope.pt'}"})
+    with pytest.raises(UserError, match="nope.pt"):
+        build_run(spec, log=lambda *_: None)

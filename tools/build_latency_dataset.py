@@ -23,16 +23,10 @@ from nas.cli import run_cli  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     from hardware.dataset import build_dataset
-    from hardware.measure import TimingProtocol
+    from hardware.measure import add_measurement_flags, protocol_from_args
     from hardware.spaces import ofa_space
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument(
-        "--space", default="mobilenetv3", help="an OFA MobileNetV3 search space (default: mobilenetv3)"
-    )
-    p.add_argument(
-        "--width_mult", type=float, default=1.0, help="OFA width multiplier, 1.0 or 1.2 (default: 1.0)"
-    )
     p.add_argument("--lr", type=int, default=160, help="smallest resolution (default: 160)")
     p.add_argument("--ur", type=int, default=224, help="largest resolution (default: 224)")
     p.add_argument("--rstep", type=int, default=16, help="resolution step (default: 16)")
@@ -41,18 +35,11 @@ def main(argv: list[str] | None = None) -> int:
         "--n_ref", type=int, default=20, help="reference networks re-timed for drift (default: 20)"
     )
     p.add_argument(
-        "--ref_every", type=int, default=200, help="networks between reference rounds (default: 200)"
+        "--ref_every", type=int, default=300, help="networks between reference rounds (default: 300)"
     )
-    p.add_argument("--n_classes", type=int, default=1000, help="classifier outputs (default: 1000)")
-    p.add_argument("--out", required=True, help="output folder (resumed when it holds a partial build)")
-    t = p.add_argument_group("timing protocol")
-    defaults = {"warmup": 5, "repeats": 20}
-    for f in TimingProtocol.__dataclass_fields__.values():
-        d = defaults.get(f.name, f.default)
-        t.add_argument(f"--{f.name}", type=type(f.default), default=d, help=f"(default: {d})")
-    p.add_argument("--no_progress", action="store_true", help="no progress bar")
+    add_measurement_flags(p, warmup=5, repeats=20)
     args = p.parse_args(argv)
-    protocol = TimingProtocol(**{k: getattr(args, k) for k in TimingProtocol.__dataclass_fields__})
+    protocol = protocol_from_args(args)
     space = ofa_space(args.space, args.width_mult, lr=args.lr, ur=args.ur, rstep=args.rstep)
     record = build_dataset(
         space, args.n, args.out, protocol, args.n_ref, args.ref_every, args.n_classes, not args.no_progress

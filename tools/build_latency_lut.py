@@ -25,32 +25,17 @@ from nas.cli import run_cli  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     from hardware.lut import build_lut
-    from hardware.measure import TimingProtocol
+    from hardware.measure import add_measurement_flags, protocol_from_args
     from hardware.spaces import ofa_space
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
-        "--space", default="mobilenetv3", help="an OFA MobileNetV3 search space (default: mobilenetv3)"
-    )
-    p.add_argument(
-        "--width_mult", type=float, default=1.0, help="OFA width multiplier, 1.0 or 1.2 (default: 1.0)"
-    )
-    p.add_argument(
         "--resolutions", type=int, nargs="+", required=True, help="input sides, e.g. 160 176 192 208 224"
     )
-    p.add_argument(
-        "--out", required=True, help="folder for the tables (resumed when it holds a partial build)"
-    )
     p.add_argument("--device_name", default="local", help="the tables' file-name prefix (default: local)")
-    p.add_argument(
-        "--n_classes", type=int, default=1000, help="outputs of the Logits layer (default: 1000, OFA's)"
-    )
-    t = p.add_argument_group("timing protocol")
-    for f in TimingProtocol.__dataclass_fields__.values():
-        t.add_argument(f"--{f.name}", type=type(f.default), default=f.default, help=f"(default: {f.default})")
-    p.add_argument("--no_progress", action="store_true", help="no progress bar")
+    add_measurement_flags(p)
     args = p.parse_args(argv)
-    protocol = TimingProtocol(**{k: getattr(args, k) for k in TimingProtocol.__dataclass_fields__})
+    protocol = protocol_from_args(args)
     space = ofa_space(args.space, args.width_mult)
     record = build_lut(
         space, args.resolutions, args.out, protocol, args.device_name, args.n_classes, not args.no_progress
