@@ -202,6 +202,9 @@ def plot(result: dict[str, Any], summary: list[dict[str, Any]], stem: Path) -> N
     b.set_xticks(np.arange(len(best)), names, rotation=20, fontsize=7)
     b.axhline(99, color="C0", ls="--", lw=0.8)
     b.axhline(90, color="C1", ls="--", lw=0.8)
+    noise = result["noise"]  # the same network re-measured: what the labels themselves reach
+    b.axhline(noise["retest_within10"], color="C0", ls=":", lw=1.2, label="re-measured, +-10%")
+    b.axhline(noise["retest_within5"], color="C1", ls=":", lw=1.2, label="re-measured, +-5%")
     b.set(
         ylabel="% of test networks",
         title=f"trained on {result['n_train']} networks of this CPU",
