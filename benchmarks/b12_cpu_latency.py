@@ -213,8 +213,7 @@ def plot(result: dict[str, Any], summary: list[dict[str, Any]], stem: Path) -> N
     b.legend(fontsize=7)
     fig.tight_layout()
     stem.parent.mkdir(parents=True, exist_ok=True)
-    for suffix in (".png", ".pdf"):
-        fig.savefig(stem.with_suffix(suffix), dpi=130)
+    fig.savefig(stem.with_suffix(".png"), dpi=130)
     plt.close(fig)
 
 
