@@ -126,8 +126,9 @@ class Hadas(Measure):
             out, o.inner_policy, costs, source=f"validation, {len(out.labels)} images"
         )
         front = inner_search(
-            data, self.profile, o.inner_evals, ctx.seed, mode=o.inner_mode, pop_size=o.inner_pop
-        )
+            data, self.profile, o.inner_evals, ctx.seed, mode=o.inner_mode, pop_size=o.inner_pop,
+            dvfs_genes=o.inner_dvfs,
+        )  # fmt: skip
         backbone_error = 100.0 * (1.0 - float(data.correct[:, -1].mean()))
         rows = front.rows()
         pick = rows[choose(front, backbone_error, o.max_drop)]
