@@ -118,7 +118,7 @@ def build_dataset(
     refs = unique_sample(space, n_ref, protocol.seed + 10_000) if n_ref else []
     done = _done(data_path)
     todo = [a for a in archs if arch_json(a) not in done]
-    timer = NetworkTimer(space, protocol, n_classes)
+    timer = NetworkTimer(space, protocol, n_classes) if todo else None  # a finished dataset builds nothing
     rounds = 0
     if ref_path.exists():
         with open(ref_path, newline="") as f:

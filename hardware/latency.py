@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hardware.measure import TimingProtocol, time_call
+from hardware.measure import TimingProtocol, random_input, time_call
 from nas.config import option
 from nas.cost_providers import COST_PROVIDERS, CostProvider
 from nas.errors import UserError
@@ -123,7 +123,7 @@ class MeasuredLatency(Measure):
             seed=ctx.seed,
         )
         r = ctx.resolution(arch)
-        x = torch.randn(1, 3, r, r, generator=torch.Generator().manual_seed(ctx.seed)).to(ctx.device)
+        x = random_input((1, 3, r, r), ctx.seed, ctx.device)
         was_training = model.training
         net, x = protocol.prepare(model, x)
         try:

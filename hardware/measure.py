@@ -129,12 +129,16 @@ def time_call(fn: Callable[[torch.Tensor], Any], x: torch.Tensor, warmup: int, r
     return out
 
 
+def random_input(shape: Sequence[int], seed: int, device: torch.device | str) -> torch.Tensor:
+    """A seeded standard-normal input (what every timing feeds a network)."""
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed)).to(device)
+
+
 def time_module(
     module: torch.nn.Module, shape: Sequence[int], protocol: TimingProtocol, device: torch.device
 ) -> np.ndarray:
     """Durations (ms) of ``module`` on a random input of ``shape`` under ``protocol``."""
-    g = torch.Generator().manual_seed(protocol.seed)
-    x = torch.randn(*shape, generator=g).to(device)
+    x = random_input(shape, protocol.seed, device)
     module, x = protocol.prepare(module.to(device), x)
     return time_call(module, x, protocol.warmup, protocol.repeats)
 

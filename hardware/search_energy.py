@@ -28,6 +28,7 @@ from typing import Any
 import torch
 
 from hardware.latency import parse_source
+from hardware.measure import random_input
 from nas.config import option
 from nas.cost_providers import COST_PROVIDERS, CostProvider
 from nas.measures import MEASURES, EvalContext, Measure
@@ -128,7 +129,7 @@ class MeasuredEnergy(Measure):
         from hardware.energy import energy_per_call
 
         r = ctx.resolution(arch)
-        x = torch.randn(1, 3, r, r, generator=torch.Generator().manual_seed(ctx.seed)).to(ctx.device)
+        x = random_input((1, 3, r, r), ctx.seed, ctx.device)
         was_training = model.training
         model.eval()
         try:
