@@ -148,6 +148,10 @@ class NB201Space(SearchSpace):
         :meth:`features`: each edge is a gene family; a cell has no stages."""
         return [f"edge{i}.{op}" for i in range(N_EDGES) for op in OPS]
 
+    def growth_groups(self) -> list[np.ndarray]:
+        """A cell grows node by node: node 1's edge, node 2's two edges, node 3's three."""
+        return [np.array([0]), np.array([1, 2]), np.array([3, 4, 5])]
+
     def all_archs(self) -> Iterator[str]:
         """All 15,625 cell strings, in gene order (last edge fastest)."""
         for ops in itertools.product(OPS, repeat=N_EDGES):

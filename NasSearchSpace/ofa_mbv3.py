@@ -197,6 +197,21 @@ class OFAMobileNetV3Space(SearchSpace):
                 x[j] = x[N_BLOCKS + j] = 0
         return x
 
+    def growth_groups(self) -> list[np.ndarray]:
+        """The resolution first, then stage by stage (its depth and its blocks' kernel sizes and
+        expand ratios), as a network is built from input to output; a subclass's groups follow."""
+        r = self.group_slice("r").start
+        stages = [
+            np.r_[
+                self.group_slice("d").start + s,
+                np.arange(s * MAX_DEPTH, (s + 1) * MAX_DEPTH),
+                N_BLOCKS + np.arange(s * MAX_DEPTH, (s + 1) * MAX_DEPTH),
+            ]
+            for s in range(N_STAGES)
+        ]
+        extra = [np.arange(self.n_var)[self.group_slice(g.key)] for g in self.extra_gene_groups()]
+        return [np.array([r]), *stages, *extra]
+
     def feature_names(self) -> list[str]:
         """``ks.s<s>.b<b>`` and ``e.s<s>.b<b>`` for block ``b`` (0..3) of stage ``s`` (0..4), then
         ``d.s<s>`` and ``r``, in the order of :meth:`features`; a subclass's groups follow."""

@@ -64,8 +64,14 @@ class CARTs(Surrogate):
         self.feature_importances_ = importances / self.n_trees
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
-        X32 = np.ascontiguousarray(X, dtype=np.float32)
-        total = np.zeros(len(X))
-        for cols, tree in self.trees_:
-            total += tree.predict(X32[:, cols], check_input=False)  # float32, C order: checked above
-        return total / len(self.trees_)
+        return self._tree_predictions(X).mean(axis=0)
+
+    def _predict_std(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The trees' mean and their spread (standard deviation): the ensemble's uncertainty, as
+        random-forest Bayesian optimisation uses it."""
+        P = self._tree_predictions(X)
+        return P.mean(axis=0), P.std(axis=0)
+
+    def _tree_predictions(self, X: np.ndarray) -> np.ndarray:
+        X32 = np.ascontiguousarray(X, dtype=np.float32)  # float32, C order: checked once here
+        return np.stack([tree.predict(X32[:, cols], check_input=False) for cols, tree in self.trees_])

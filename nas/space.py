@@ -232,6 +232,15 @@ class SearchSpace(Component):
                         out.append(child)
         return out
 
+    def growth_groups(self) -> list[np.ndarray]:
+        """The genes in the order a progressive search (``pnas``) fixes them, as groups of gene
+        indices that together cover every gene once: a network "grows" by one group at a time.
+        Default: one group per gene group (one per gene for a space without gene groups); spaces
+        with a natural order override it (cells by node, MobileNetV3 by stage)."""
+        if not self.gene_groups:
+            return [np.array([j]) for j in range(self.n_var)]
+        return [np.arange(self.n_var)[self.group_slice(g.key)] for g in self.gene_groups]
+
     def canonical(self, arch: Arch) -> Arch:
         """The representative of ``arch``'s equivalence class (genes that have no effect reset)."""
         return arch

@@ -53,11 +53,11 @@ class Surrogate(ABC):
 
     def predict(self, X: np.ndarray, return_std: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Predicted targets [m] for the rows of ``X`` [m, d]; with ``return_std`` also the
-        predictive standard deviation [m] (models with ``has_std`` only, e.g. ``gp`` and ``ridge``)."""
+        predictive standard deviation [m] (models with ``has_std`` only: ``gp``, ``ridge``, ``carts``)."""
         if self.n_features_ is None:
             raise RuntimeError(f"surrogate {self.name!r} is not fitted; call fit(X, y) first")
         if return_std and not self.has_std:
-            raise UserError(f"surrogate {self.name!r} has no predictive spread; use gp or ridge")
+            raise UserError(f"surrogate {self.name!r} has no predictive spread; use gp, ridge or carts")
         X = check_x(X, self.n_features_, f"surrogate {self.name!r}")
         if len(X) == 0:
             return (np.zeros(0), np.zeros(0)) if return_std else np.zeros(0)

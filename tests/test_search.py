@@ -218,6 +218,17 @@ def test_toy_search_end_to_end(tmp_path):
     assert json.loads((net / "net.subnet").read_text()) == one.arch
 
 
+def test_plot_every_sets_when_the_plots_are_drawn(tmp_path, monkeypatch):
+    import nas.search.plots
+
+    drawn = []
+    monkeypatch.setattr(nas.search.plots, "plot_search", lambda save, search: drawn.append(search.iteration))
+    for every, expected in ((1, [0, 1, 2, 3]), (2, [0, 2, 3]), (0, [3]), (-1, [])):
+        drawn.clear()
+        toy_search(toy_config(tmp_path / f"p{every}", plot_every=every)).run()
+        assert drawn == expected, every
+
+
 def test_hvi_selection_end_to_end(tmp_path):
     archives = {}
     for selection in ("spread", "hvi"):

@@ -436,7 +436,7 @@ def test_b4_ridge_gp_and_as_rank_the_ofa_oracle():
 def test_predictive_std_is_calibrated_and_grows_away_from_the_data(name, data):
     """gp and ridge give a predictive spread: the held-out errors are of its size (z-scores with a
     standard deviation near 1), the mean equals ``predict``'s, and far from the training rows it is
-    wider than on them. The other models say they have none."""
+    wider than on them. carts gives its trees' spread; the other models say they have none."""
     X, y, Xt, yt = data
     rng = np.random.default_rng(1)
     noisy = y + rng.normal(0, 0.3, len(y))
@@ -451,8 +451,11 @@ def test_predictive_std_is_calibrated_and_grows_away_from_the_data(name, data):
     assert (
         model.predict(far, return_std=True)[1].mean() > 1.5 * model.predict(X[:20], return_std=True)[1].mean()
     )
-    for other in ("rbf", "carts", "mlp", "as"):
+    for other in ("rbf", "mlp", "as"):
         assert not get_surrogate(other, np.random.default_rng(0)).has_std
+    trees = get_surrogate("carts", np.random.default_rng(0)).fit(X, noisy)  # the trees' spread
+    t_mean, t_std = trees.predict(Xt, return_std=True)
+    assert np.allclose(t_mean, trees.predict(Xt)) and np.all(t_std >= 0) and t_std.mean() > 0
     with pytest.raises(UserError, match="no predictive spread"):
         get_surrogate("rbf", np.random.default_rng(0)).fit(X, y).predict(Xt, return_std=True)
 

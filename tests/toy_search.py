@@ -76,6 +76,7 @@ def toy_config(save, **kw) -> RunSpec:
         evaluator="toy",
         trainer=None,
         measures=[],
+        plot_every=0,  # the plots once, after the last iteration: the suite's time
     )
     if kw.get("strategy", "msunas") != "msunas":  # the surrogate and NSGA-II settings are msunas's
         base = {k: v for k, v in base.items() if k not in ("pop_size", "n_gen", "predictor")}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from nas.config import option
 
@@ -18,6 +18,23 @@ class LoopOptions:
     n_doe: int = option(100, "architectures in the initial archive (incl. the smallest and the largest)")
     n_iter: int = option(8, "architectures evaluated per iteration")
     hv_patience: int = option(0, "stop after this many iterations without hypervolume gain (0: never)")
+    proxy_features: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "training-free scores (zero-cost proxies, e.g. synflow naswot) appended to the "
+            "surrogates' features; each network is scored once at initialisation"
+        },
+    )
+    prefilter: str | None = option(
+        None,
+        "a training-free score (e.g. naswot) that pre-ranks candidates: only the best-scored are evaluated",
+    )
+    prefilter_factor: int = option(
+        4, "with --prefilter: candidates proposed per evaluated one (the initial archive's too)"
+    )
+    plot_every: int = option(
+        1, "redraw the run's plots every N iterations and after the last (0: only after the last; -1: never)"
+    )
 
 
 @dataclass

@@ -17,7 +17,7 @@ builds the same run from it in ``msunas.py``, worker processes, Ray actors, ``--
     costs: [{name: analytic}]
     objectives: [{name: top1}, {name: tiny_ml, pmax: 2.0, ...}]
     strategy: {name: msunas, predictor: as, pop_size: 40, n_gen: 20, selection: spread, top1min: 0.0}
-    loop: {save: results/search, seed: 0, iterations: 30, n_doe: 100, n_iter: 8, hv_patience: 0}
+    loop: {save: results/search, seed: 0, iterations: 30, n_doe: 100, n_iter: 8, hv_patience: 0, ...}
     executor: {n_jobs: null, n_gpus: 0, gpu: 1, ray_address: null}
 
 Where a description comes from, lowest precedence first: the ``default`` preset, the preset of

@@ -22,6 +22,7 @@ from nas.plugins import load_plugins
 from nas.search.archive import Archive
 from nas.search.description import ROLE_TITLES, RunSpec
 from nas.search.objectives import Scorer, get_objective
+from nas.search.scores import ScoreFn, build_scores
 from nas.search.strategies import STRATEGIES
 from nas.search.strategy import SearchContext, Strategy
 from nas.space import SEARCH_SPACES, SearchSpace
@@ -81,6 +82,8 @@ class Run:
     scorer: Scorer
     strategy: Strategy
     ctx: SearchContext
+    # the --prefilter score of candidates (None: every proposed architecture is evaluated)
+    prefilter: ScoreFn | None = None
 
 
 def build_run(spec: RunSpec, evaluator: Evaluator | None = None, log: Any = print) -> Run:
@@ -118,7 +121,12 @@ def build_run(spec: RunSpec, evaluator: Evaluator | None = None, log: Any = prin
             f"cross-validation needs at least {need} architectures; raise --n_doe"
         )
     check_executor(spec)
-    return Run(spec, space, evaluator, costs, scorer, strategy, ctx)
+    if loop.prefilter_factor < 1:
+        raise UserError(f"--prefilter_factor {loop.prefilter_factor} must be >= 1")
+    if loop.proxy_features:
+        ctx.extra_features = build_scores(loop.proxy_features, space, evaluator, loop.seed)
+    prefilter = build_scores([loop.prefilter], space, evaluator, loop.seed) if loop.prefilter else None
+    return Run(spec, space, evaluator, costs, scorer, strategy, ctx, prefilter)
 
 
 def n_jobs_of(spec: RunSpec) -> int:

@@ -35,6 +35,7 @@ from nas.result import Result
 from nas.search.archive import Archive, read_stats, write_archive_csv, write_stats
 from nas.search.description import RunSpec, is_description
 from nas.search.factory import Run, make_executor
+from nas.search.scores import prefilter
 from nas.search.selection import reference_point
 from nas.space import Arch
 
@@ -99,6 +100,7 @@ class Search:
         self.timings: list[dict] = []  # per iteration: evaluation and search-overhead seconds
         self.hv_ref: list[float] | None = None
         self.iteration = -1
+        self._plotted: int | None = None  # the iteration the plots on disk show
 
     @property
     def save(self) -> str:
@@ -157,9 +159,15 @@ class Search:
         names = [f"f{j + 1}_{o.name}" for j, o in enumerate(self.objectives)]
         values = {r.arch_id: dict(zip(names, f, strict=True)) for r, f in zip(ok, F, strict=True)}
         write_archive_csv(os.path.join(self.save, "archive.csv"), self.archive, values)
+        every = self.spec.loop.plot_every
+        if every > 0 and k % every == 0:
+            self._plot()
+
+    def _plot(self) -> None:
         from nas.search.plots import plot_search
 
         plot_search(self.save, self)
+        self._plotted = self.iteration
 
     # ---- evaluation -----------------------------------------------------------------------
 
@@ -266,7 +274,9 @@ class Search:
         if self.iteration < 0:
             self.iteration = 0
             t0 = time.time()
-            results = self.evaluate(self.strategy.initial(np.random.default_rng([loop.seed, 0])))
+            results = self.evaluate(
+                self._ask(lambda: self.strategy.initial(np.random.default_rng([loop.seed, 0])), "n_doe")
+            )
             if not self.archive.ok():
                 raise UserError("every architecture of the initial archive failed; see failed/ for why")
             self.strategy.tell(results)
@@ -289,6 +299,21 @@ class Search:
             self.step()
             bar.update()
         bar.close()
+        if self._plotted != self.iteration and self.spec.loop.plot_every >= 0:
+            self._plot()  # the last iteration's plots (also after a stop on --hv_patience)
+
+    def _ask(self, propose: Callable[[], list[Arch]], budget: str) -> list[Arch]:
+        """The strategy's proposals; with ``--prefilter``, it proposes ``--prefilter_factor`` times
+        the budget (``ctx.n_doe`` or ``ctx.n_iter``) and the best-scored are kept."""
+        if self.run_.prefilter is None:
+            return propose()
+        k = getattr(self.ctx, budget)
+        setattr(self.ctx, budget, k * self.spec.loop.prefilter_factor)
+        try:
+            proposed = propose()
+        finally:
+            setattr(self.ctx, budget, k)
+        return prefilter(proposed, self.run_.prefilter, k)
 
     def _stagnated(self) -> bool:
         p = self.spec.loop.hv_patience
@@ -302,7 +327,9 @@ class Search:
         self.iteration += 1
         k = self.iteration
         t0 = time.time()
-        chosen = self.strategy.ask(np.random.default_rng([self.spec.loop.seed, k]))
+        chosen = self._ask(
+            lambda: self.strategy.ask(np.random.default_rng([self.spec.loop.seed, k])), "n_iter"
+        )
         overhead = time.time() - t0
         t1 = time.time()
         results = self.evaluate(chosen)

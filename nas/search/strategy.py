@@ -46,6 +46,13 @@ class SearchContext:
     log: Callable[[str], None] = print
     hv_ref: list[float] | None = None
     surrogate_log: list[dict[str, Any]] = field(default_factory=list)
+    # more surrogate features per architecture (e.g. zero-cost proxy scores), appended to the space's
+    extra_features: Callable[[list[Arch]], np.ndarray] | None = None
+
+    def features(self, archs: list[Arch]) -> np.ndarray:
+        """Surrogate features [n, d] of ``archs``: the space's, then any ``extra_features``."""
+        X = np.stack([self.space.features(a) for a in archs]).astype(float)
+        return X if self.extra_features is None else np.hstack([X, self.extra_features(archs)])
 
     def archive_table(self, results: list[Result] | None = None) -> MetricTable:
         """Metrics of the successful archive members (or ``results``), with their ``iteration``."""
@@ -124,18 +131,21 @@ def fill_random(
     rng: np.random.Generator,
     feasible: Callable[[list[Arch]], np.ndarray] | None = None,
     tries: int = 100,
+    n: int | None = None,
 ) -> list[Arch]:
-    """``chosen`` topped up to ``n_iter`` with random new architectures (``feasible`` ones only)."""
+    """``chosen`` topped up to ``n`` (default ``n_iter``) with random new architectures (``feasible``
+    ones only)."""
+    n = ctx.n_iter if n is None else n
     chosen = list(chosen)
     taken = {ctx.space.arch_id(a) for a in chosen}
     for _ in range(tries):
-        if len(chosen) >= ctx.n_iter:
+        if len(chosen) >= n:
             break
-        drawn = ctx.space.sample(ctx.n_iter, rng)
+        drawn = ctx.space.sample(n, rng)
         if feasible is not None:
             drawn = [a for a, ok in zip(drawn, feasible(drawn), strict=True) if ok]
         for a in drawn:
-            if ctx.is_new(a, taken) and len(chosen) < ctx.n_iter:
+            if ctx.is_new(a, taken) and len(chosen) < n:
                 taken.add(ctx.space.arch_id(a))
                 chosen.append(a)
     return chosen

@@ -82,7 +82,7 @@ class MSuNAS(Strategy):
         space = ctx.space
         iteration = ctx.next_iteration()
         ok, A, F = ctx.archive_scores(iteration)  # re-scored before anything is fitted or chosen
-        X = np.stack([space.features(r.arch) for r in ok])
+        X = ctx.features([r.arch for r in ok])
         models, self.quality = {}, None
         for j, metric in enumerate(self.predicted()):
             model, q = fit_surrogate(o.predictor, X, A[metric], rng)
@@ -94,7 +94,7 @@ class MSuNAS(Strategy):
         def population(archs: list[Arch]) -> MetricTable:
             table = ctx.costs.table(archs)
             if models:
-                Xp = np.stack([space.features(a) for a in archs])
+                Xp = ctx.features(archs)
                 table.update({m: model.predict(Xp) for m, model in models.items()})
             return table
 
