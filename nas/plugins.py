@@ -31,6 +31,7 @@ DEFAULT_PLUGINS = (
     "LayerSkipping",
     "robustness",
     "hardware",
+    "strategies",
     "benchmarks",
 )
 

@@ -81,7 +81,7 @@ def test_sec_obj_none_makes_a_preset_single_objective(tmp_path, capsys):
         (["--benchmark", "nb201", "--pmax", "3"], "--pmax is an option of objective tiny_ml"),
         (
             ["--benchmark", "nb201", "--strategy", "re", "--predictor", "gp"],
-            "--predictor is an option of strategy msunas",
+            "--predictor is an option of strategy bo, msunas or pnas",
         ),
         (["--benchmark", "nb201", "--iterations", "x"], "invalid int value"),
         (["--benchmark", "nb201", "--dataset", "mnist"], "mnist"),
