@@ -123,6 +123,33 @@ def test_strategies_on_real_data(tmp_path, strategy):
     assert all(0 <= r.metrics["top1"] <= 100 and r.metrics["macs"] > 0 for r in archive)
 
 
+def test_the_strategies_plugin_on_real_data(tmp_path):
+    """ls, bo, rl and pnas choose subnets of a (random) OFA supernet scored on the embedded
+    CIFAR-10 (top-1 vs MACs: two objectives), one iteration each."""
+    import torch
+
+    from nas.io import save_checkpoint
+    from nas.space import get_search_space
+
+    torch.manual_seed(0)
+    supernet = tmp_path / "sn.pth"
+    save_checkpoint(supernet, {"state_dict": get_search_space("mobilenetv3").make_supernet(10).state_dict()})
+    evaluator = None  # one evaluator (dataset and supernet loaded once) for the four searches
+    for strategy in ("ls", "bo", "rl", "pnas"):
+        flat = dict(
+            strategy=strategy, lr=32, ur=32, vld_size=50, bn_batches=1, supernet_path=str(supernet),
+            device="cpu", n_doe=3, n_iter=1, iterations=1, sec_obj="macs", plot_every=-1,
+            save=str(tmp_path / strategy),
+        )  # fmt: skip
+        if strategy in ("bo", "pnas"):
+            flat["predictor"] = "carts"
+        run = build_run(RunSpec.from_flat(flat, plugins=plugin_list()), evaluator=evaluator)
+        evaluator = run.evaluator
+        archive = Search(run, log=lambda *_: None).run()
+        assert len(archive) == 4 and not archive.failed(), strategy
+        assert len({r.arch_id for r in archive}) == 4
+
+
 def test_regularised_evolution_checks_its_options(tmp_path):
     from nas.errors import UserError
 
