@@ -32,6 +32,7 @@ DEFAULT_PLUGINS = (
     "robustness",
     "hardware",
     "strategies",
+    "proxies",
     "benchmarks",
 )
 
