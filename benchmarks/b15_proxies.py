@@ -156,7 +156,6 @@ def plot(report: dict[str, Any], names: list[str], path: Path) -> None:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=130)
-    fig.savefig(path.with_suffix(".pdf"))
     plt.close(fig)
 
 
