@@ -33,6 +33,7 @@ DEFAULT_PLUGINS = (
     "hardware",
     "strategies",
     "proxies",
+    "weightsharing",
     "benchmarks",
 )
 

@@ -27,7 +27,11 @@ from nas.training.supernet import SupernetConfig, SupernetTrainer
 
 @dataclass(frozen=True)
 class TrainMode:
-    config: type
+    """A ``train.py`` mode: ``run(config)`` with ``config`` parsed from the flags into the ``config``
+    dataclass, or, for a mode that parses its own flags (a search run whose flags are the run
+    description's, like ``train.py darts``), ``run(argv)`` when ``config`` is None."""
+
+    config: type | None
     run: Callable[[object], int]
     help: str
 
@@ -116,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ndatasets: {', '.join(list_datasets())}")
         return 0 if argv else 2
     mode = TRAIN_MODES.get(argv[0])
+    if mode.config is None:
+        return mode.run(argv[1:])
     parser = argparse.ArgumentParser(prog=f"train.py {argv[0]}", description=mode.help)
     config = with_after_training(mode.config) if issubclass(mode.config, SubnetTrainConfig) else mode.config
     cfg = parse_config(config, argv[1:], parser)

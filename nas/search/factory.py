@@ -91,8 +91,8 @@ def build_run(spec: RunSpec, evaluator: Evaluator | None = None, log: Any = prin
     (tests, notebooks). Raises a one-line :class:`UserError` for anything that cannot work."""
     load_plugins(spec.plugins)
     loop = spec.loop
-    if loop.n_doe < 2 or loop.n_iter < 1 or loop.iterations < 0:
-        raise UserError("--n_doe must be >= 2, --n_iter >= 1 and --iterations >= 0")
+    if loop.n_doe < 1 or loop.n_iter < 1 or loop.iterations < 0:
+        raise UserError("--n_doe and --n_iter must be >= 1 and --iterations >= 0")
     space = build_space(spec)
     evaluator = build_evaluator(spec, space) if evaluator is None else evaluator
     costs = build_costs(spec, space, evaluator)
@@ -115,11 +115,13 @@ def build_run(spec: RunSpec, evaluator: Evaluator | None = None, log: Any = prin
     strategy.check()
     need = strategy.min_archive()
     if loop.iterations > 0 and loop.n_doe < need:
-        predictor = getattr(strategy.options, "predictor", "?")
-        raise UserError(
-            f"--n_doe {loop.n_doe} is too small for --predictor {predictor}, whose 5-fold "
-            f"cross-validation needs at least {need} architectures; raise --n_doe"
+        predictor = getattr(strategy.options, "predictor", None)
+        why = (
+            f"--predictor {predictor}, whose 5-fold cross-validation needs at least {need} architectures"
+            if predictor and need > 2
+            else f"strategy {part.name!r}, which learns from at least {need} initial architectures"
         )
+        raise UserError(f"--n_doe {loop.n_doe} is too small for {why}; raise --n_doe")
     check_executor(spec)
     if loop.prefilter_factor < 1:
         raise UserError(f"--prefilter_factor {loop.prefilter_factor} must be >= 1")

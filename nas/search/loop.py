@@ -92,6 +92,7 @@ class Search:
         )
         self.ctx = run.ctx
         self.ctx.log = self.log
+        self.ctx.save = self.spec.loop.save
         self._print = log
         self.executor = executor
         self.archive: Archive = run.ctx.archive

@@ -48,6 +48,9 @@ class SearchContext:
     surrogate_log: list[dict[str, Any]] = field(default_factory=list)
     # more surrogate features per architecture (e.g. zero-cost proxy scores), appended to the space's
     extra_features: Callable[[list[Arch]], np.ndarray] | None = None
+    # the run directory: a strategy whose state is too large for iter_k.stats (a supernet's weights)
+    # writes it to files below it and names them in its state_dict (None: no run directory)
+    save: str | None = None
 
     def features(self, archs: list[Arch]) -> np.ndarray:
         """Surrogate features [n, d] of ``archs``: the space's, then any ``extra_features``."""

@@ -1,0 +1,179 @@
+"""Single-path weight sharing: SPOS (``--strategy spos``) and the ranking of cells by inherited weights.
+
+SPOS (Guo et al., ECCV 2020): every step trains the supernet along one path drawn uniformly (every
+edge's operation independently), on one half of the training images. A cell is then judged by its
+*inherited-weight* top-1: the supernet run along the cell's path, BatchNorm statistics recalibrated
+on ``--bn_batches`` training batches of that path (the running statistics of a weight-sharing
+supernet belong to no single cell), top-1 on ``--rank_images`` images of the other half, which the
+weights never trained on (:func:`inherited_top1`).
+
+The method derives, after each chunk of epochs, the best of ``--rank_candidates`` cells drawn
+uniformly (seeded by the epoch) and proposes the best-ranked ones to the loop. The same ranking is
+what the ``oneshot`` evaluator (:mod:`weightsharing.evaluator`) reports for any cell, so a run with
+``--strategy random --evaluator oneshot`` measures how well the supernet ranks cells.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+from tqdm import tqdm
+
+from nas.config import option
+from nas.data import make_loader
+from nas.data.loaders import derive_seed
+from nas.errors import UserError
+from nas.search.strategies import STRATEGIES
+from nas.space import Arch
+from weightsharing.method import WeightSharingOptions, WeightSharingStrategy, accuracy, cross_entropy
+
+
+@torch.no_grad()
+def inherited_top1(
+    supernet: nn.Module, path: dict[str, list[int]], bn_batches: list[torch.Tensor], valid: list[tuple]
+) -> float:
+    """Top-1 (%) of the supernet along ``path`` on the ``valid`` batches, after recalibrating every
+    BatchNorm's statistics on ``bn_batches`` (cumulative averages over them, as SPOS does)."""
+    norms = [m for m in supernet.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    supernet.train()
+    for x in bn_batches:
+        supernet(x, path=path)
+    for m, momentum in zip(norms, momenta, strict=True):
+        m.momentum = momentum
+    supernet.eval()
+    correct = total = 0
+    for x, y in valid:
+        correct += int((supernet(x, path=path).argmax(1) == y).sum())
+        total += len(y)
+    supernet.train()
+    return 100.0 * correct / max(total, 1)
+
+
+def ranking_batches(
+    halves: dict, batch_size: int, resolution: int, device, seed: int, bn_batches: int, rank_images: int
+) -> tuple[list[torch.Tensor], list[tuple]]:
+    """``bn_batches`` fixed augmented batches of the weights' half (BatchNorm recalibration) and the
+    first ``rank_images`` images of the held-out half (the ranking), as tensors on ``device``."""
+    bn_loader = make_loader(halves["weights"], batch_size, resolution, True, device, seed=seed)
+    bn_loader.set_epoch(0)
+    bn = [x for (x, _), _ in zip(bn_loader, range(bn_batches), strict=False)]
+    held = halves["arch"].subset(np.arange(min(rank_images, len(halves["arch"]))))
+    return bn, list(make_loader(held, 256, resolution, False, device))
+
+
+@dataclass
+class RankingOptions:
+    rank_candidates: int = option(100, "cells ranked by inherited-weight top-1 to derive one")
+    rank_images: int = option(1000, "held-out training images of the ranking (never the test split)")
+    bn_batches: int = option(5, "training batches that recalibrate BatchNorm for each ranked cell")
+
+
+class RankingStrategy(WeightSharingStrategy):
+    """A method that derives by ranking candidate cells with inherited weights (SPOS, ENAS)."""
+
+    def check(self) -> None:
+        super().check()
+        o = self.options
+        for flag in ("rank_candidates", "rank_images", "bn_batches"):
+            if getattr(o, flag) < 1:
+                raise UserError(f"--{flag} {getattr(o, flag)} must be >= 1")
+
+    def candidates(self, n: int, rng: np.random.Generator) -> list[Arch]:
+        """``n`` cells to rank (default: uniform draws of the space)."""
+        return self.ctx.space.sample(n, rng)
+
+    def ranking(self) -> list[tuple[float, Arch]]:
+        """``(inherited top-1, cell)`` of this epoch's candidates, best first (computed once per epoch)."""
+        cached = getattr(self, "_ranking", None)
+        if cached is not None and cached[0] == self.epoch:
+            return cached[1]
+        o = self.options
+        rng = np.random.default_rng(derive_seed(self.ctx.seed, 23, self.epoch))
+        seen, archs = set(), []
+        for arch in self.candidates(o.rank_candidates, rng):
+            aid = self.ctx.space.arch_id(arch)
+            if aid not in seen:
+                seen.add(aid)
+                archs.append(arch)
+        bn, valid = self.rank_data()
+        scored = [(inherited_top1(self.supernet, self.supernet.path_of(a), bn, valid), a) for a in archs]
+        order = sorted(range(len(scored)), key=lambda i: (-scored[i][0], i))
+        self._ranking = (self.epoch, [scored[i] for i in order])
+        return self._ranking[1]
+
+    def rank_data(self) -> tuple[list[torch.Tensor], list[tuple]]:
+        """Fixed BatchNorm batches (of the weights' half) and ranking images (of the other half)."""
+        if getattr(self, "_rank_data", None) is None:
+            o = self.options
+            halves = {k: loader.split for k, loader in self.loaders.items()}
+            self._rank_data = ranking_batches(
+                halves, o.batch_size, o.resolution, self.device, self.ctx.seed, o.bn_batches, o.rank_images
+            )
+        return self._rank_data
+
+    def derive(self) -> Arch:
+        return self.ranking()[0][1]
+
+    def derived_summary(self) -> dict[str, float]:
+        return {"derived_inherited_top1": self.ranking()[0][0]}
+
+    def proposals(self, n: int, rng: np.random.Generator) -> list[Arch]:
+        out, taken = [], set()
+        for _, arch in self.ranking():
+            if len(out) == n:
+                break
+            if self.ctx.is_new(arch, taken):
+                taken.add(self.ctx.space.arch_id(arch))
+                out.append(arch)
+        return out
+
+    def table_weights(self) -> dict[str, np.ndarray]:
+        """How often each operation appears on each edge among the 10 best-ranked cells."""
+        top = [a for _, a in self.ranking()[:10]]
+        shapes = self.supernet.arch_shapes()
+        out = {k: np.zeros(shape) for k, shape in shapes.items()}
+        for arch in top:
+            for k, ops in self.supernet.path_of(arch).items():
+                out[k][np.arange(len(ops)), ops] += 1.0 / len(top)
+        return out
+
+
+@dataclass
+class SposOptions(WeightSharingOptions, RankingOptions):
+    affine: bool = option(False, "learnable BatchNorm scale and shift inside the cells")
+
+
+@STRATEGIES.register("spos")
+class Spos(RankingStrategy):
+    """Single-path one-shot: uniform single-path training, then ranking by inherited weights."""
+
+    Options = SposOptions
+
+    def supernet_options(self) -> dict[str, Any]:
+        return {"affine": self.options.affine}
+
+    def train_epoch(self, epoch: int, gen: torch.Generator, bar: tqdm) -> dict[str, float]:
+        o = self.options
+        net, loss_sum, top1_sum, n = self.supernet, 0.0, 0.0, 0
+        for x, y in self.loaders["weights"]:
+            path = net.random_path(gen)
+            self.w_opt.zero_grad(set_to_none=True)
+            out = net(x, path=path)
+            loss = cross_entropy(out, y)
+            loss.backward()
+            if o.grad_clip > 0:
+                nn.utils.clip_grad_norm_(net.parameters(), o.grad_clip)
+            self.w_opt.step()
+            loss_sum += float(loss.detach())
+            top1_sum += accuracy(out.detach(), y)
+            n += 1
+            bar.update()
+        return {"train_loss": loss_sum / max(n, 1), "train_top1": top1_sum / max(n, 1)}
