@@ -265,7 +265,9 @@ class PCDartsOptions(DartsOptions):
     )
     edge_norm: bool = option(True, "PC-DARTS edge normalisation: a softmax weight per edge of a node")
     batch_size: int = option(256, "images per step")
-    lr: float = option(0.1, "weight learning rate at the start (SGD, cosine to --lr_min per epoch)")
+    learning_rate: float = option(
+        0.1, "weight learning rate at the start (SGD, cosine to --learning_rate_min per epoch)"
+    )
     arch_lr: float = option(6e-4, "architecture learning rate (Adam, betas 0.5 / 0.999)")
     warmup_epochs: int = option(15, "epochs that train the weights only, before the architecture moves")
 

@@ -40,10 +40,10 @@ from weightsharing.spos import RankingOptions, RankingStrategy
 
 @dataclass
 class EnasOptions(WeightSharingOptions, RankingOptions):
-    lr: float = option(
-        0.05, "weight learning rate at the start (SGD, cosine to --lr_min per epoch; ENAS: 0.05)"
+    learning_rate: float = option(
+        0.05, "weight learning rate at the start (SGD, cosine to --learning_rate_min per epoch; ENAS: 0.05)"
     )
-    lr_min: float = option(0.0005, "weight learning rate at the end")
+    learning_rate_min: float = option(0.0005, "weight learning rate at the end")
     controller_steps: int = option(20, "controller updates per epoch")
     controller_batch: int = option(10, "cells sampled per controller update (ENAS aggregates 10)")
     controller_lr: float = option(3.5e-3, "controller learning rate (Adam; ENAS: 0.0035)")

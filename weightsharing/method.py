@@ -49,7 +49,7 @@ from nas.io import atomic_write_bytes, load_checkpoint, save_checkpoint
 from nas.result import Result
 from nas.search.strategy import Strategy
 from nas.space import Arch
-from weightsharing.supernet import SUPERNETS, CellSupernet
+from weightsharing.supernet import SUPERNETS
 
 STATE_DIR = "ws"
 
@@ -65,12 +65,14 @@ class WeightSharingOptions:
     n_train: int = option(0, "training images used (0: all); bilevel methods split them in two halves")
     resolution: int = option(32, "input resolution in pixels (16 halves a CIFAR image: ~4x faster)")
     channels: int = option(16, "channels of the supernet's first stage (NAS-Bench-201: 16)")
-    cells: int = option(5, "search cells per stage (nb201: 5 in the benchmark)")
+    cells: int = option(5, "search cells per stage (nb201; 5 in the benchmark) or in all (darts; DARTS: 8)")
     batch_size: int = option(64, "images per step")
     epochs: int = option(50, "training epochs of the search in all")
     epochs_per_iteration: int = option(1, "epochs trained before each proposal of the search loop")
-    lr: float = option(0.025, "weight learning rate at the start (SGD, cosine to --lr_min per epoch)")
-    lr_min: float = option(0.001, "weight learning rate at the end")
+    learning_rate: float = option(
+        0.025, "weight learning rate at the start (SGD, cosine to --learning_rate_min per epoch)"
+    )
+    learning_rate_min: float = option(0.001, "weight learning rate at the end")
     momentum: float = option(0.9, "SGD momentum of the weights")
     weight_decay: float = option(3e-4, "weight decay of the weights")
     grad_clip: float = option(5.0, "gradient-norm clip of the weights (0: none)")
@@ -97,20 +99,42 @@ class WeightSharingStrategy(Strategy):
 
     def check(self) -> None:
         o = self.options
+        self.check_supernet()
+        for flag in ("epochs", "epochs_per_iteration", "batch_size", "resolution"):
+            if getattr(o, flag) < 1:
+                raise UserError(f"--{flag} {getattr(o, flag)} must be >= 1")
+        if o.n_train < 0:
+            raise UserError(f"--n_train {o.n_train} must be >= 0 (0: every training image)")
+        if o.learning_rate <= 0 or o.learning_rate_min < 0 or o.learning_rate_min > o.learning_rate:
+            raise UserError(
+                f"--learning_rate {o.learning_rate} must be > 0 and --learning_rate_min "
+                f"{o.learning_rate_min} in [0, it]"
+            )
+        resolve_device(o.device)
+
+    def check_supernet(self) -> None:
+        """Refuse a space without a cell supernet, or its sizes (a method with another supernet
+        overrides this and :meth:`make_supernet`)."""
         name = self.ctx.space.name
         if name not in SUPERNETS:
             raise UserError(
                 f"strategy {self.name!r} has no supernet for search space {name!r}; "
                 f"use --search_space {' or '.join(SUPERNETS.names())}"
             )
-        for flag in ("epochs", "epochs_per_iteration", "batch_size", "channels", "cells", "resolution"):
-            if getattr(o, flag) < 1:
-                raise UserError(f"--{flag} {getattr(o, flag)} must be >= 1")
-        if o.n_train < 0:
-            raise UserError(f"--n_train {o.n_train} must be >= 0 (0: every training image)")
-        if o.lr <= 0 or o.lr_min < 0 or o.lr_min > o.lr:
-            raise UserError(f"--lr {o.lr} must be > 0 and --lr_min {o.lr_min} in [0, lr]")
-        resolve_device(o.device)
+        for flag in ("channels", "cells"):
+            if getattr(self.options, flag) < 1:
+                raise UserError(f"--{flag} {getattr(self.options, flag)} must be >= 1")
+
+    def make_supernet(self) -> torch.nn.Module:
+        """The supernet the method trains (default: the space's cell supernet, :data:`SUPERNETS`)."""
+        o = self.options
+        cls = SUPERNETS.get(self.ctx.space.name)
+        return cls(self.n_classes, channels=o.channels, cells=o.cells, **self.supernet_options())
+
+    @property
+    def op_names(self) -> tuple[str, ...]:
+        """The column names of :meth:`table_weights` (the plot's legend)."""
+        return self.supernet.op_names
 
     def min_archive(self) -> int:
         return 1
@@ -130,13 +154,10 @@ class WeightSharingStrategy(Strategy):
             key: make_loader(split, o.batch_size, o.resolution, True, self.device, seed=self.ctx.seed + i)
             for i, (key, split) in enumerate(splits.items())
         }
-        cls = SUPERNETS.get(self.ctx.space.name)
         torch.manual_seed(derive_seed(self.ctx.seed, 11))  # the supernet's initial weights
-        self.supernet: CellSupernet = cls(
-            self.n_classes, channels=o.channels, cells=o.cells, **self.supernet_options()
-        ).to(self.device)
+        self.supernet = self.make_supernet().to(self.device)
         self.w_opt = torch.optim.SGD(
-            self.supernet.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay
+            self.supernet.parameters(), lr=o.learning_rate, momentum=o.momentum, weight_decay=o.weight_decay
         )
         gen = torch.Generator().manual_seed(derive_seed(self.ctx.seed, 13))
         self.build(gen)
@@ -227,9 +248,12 @@ class WeightSharingStrategy(Strategy):
     # ---- training -----------------------------------------------------------------------------
 
     def lr_at(self, epoch: int) -> float:
-        """Cosine annealing from ``--lr`` to ``--lr_min`` over ``--epochs``, per epoch (DARTS's)."""
+        """Cosine annealing from ``--learning_rate`` to ``--learning_rate_min`` over ``--epochs``, per
+        epoch (DARTS's)."""
         o = self.options
-        return o.lr_min + 0.5 * (o.lr - o.lr_min) * (1 + math.cos(math.pi * epoch / o.epochs))
+        return o.learning_rate_min + 0.5 * (o.learning_rate - o.learning_rate_min) * (
+            1 + math.cos(math.pi * epoch / o.epochs)
+        )
 
     def _advance(self) -> None:
         o = self.options
@@ -344,7 +368,7 @@ class WeightSharingStrategy(Strategy):
     def _plot(self) -> None:
         from weightsharing.report import plot_arch_weights
 
-        plot_arch_weights(self.history, self.supernet.op_names, os.path.join(self.ctx.save, "plots"))
+        plot_arch_weights(self.history, self.op_names, os.path.join(self.ctx.save, "plots"))
 
 
 def training_halves(dataset: str, folder: str | None, n_train: int, seed: int, bilevel: bool):

@@ -31,6 +31,7 @@ from nas.errors import UserError
 from nas.io import write_json
 from nas.search.description import PRESETS, Preset
 from nas.train_cli import TRAIN_MODES, TrainMode
+from weightsharing.proxyless import DEFAULT_LUT_DIR
 
 SPACE_PRESETS = {
     "nb201": {
@@ -53,6 +54,15 @@ SPACE_PRESETS = {
         "loop": {"n_doe": 1, "n_iter": 1, "plot_every": 1},
     },
 }
+SPACE_PRESETS["mobilenetv3"] = {  # ProxylessNAS: accuracy from OFA's predictor, latency from the Note10 table
+    "space": {"name": "mobilenetv3", "width_mult": 1.2, "lr": 160, "ur": 224, "rstep": 16},
+    "evaluator": {"name": "ofa_note10"},
+    "trainer": None,
+    "measures": [],
+    "costs": [{"name": "lut_latency", "lut_dir": str(DEFAULT_LUT_DIR), "lut_device": "note10"}],
+    "objectives": ["top1"],
+    "loop": {"n_doe": 1, "n_iter": 1, "plot_every": 1},
+}
 CPU = {
     "train_dataset": "cifar10_embedded",
     "n_train": 0,
@@ -64,29 +74,37 @@ CPU = {
 PAPER_NB201 = {"train_dataset": "cifar10", "channels": 16, "cells": 5, "resolution": 32, "epochs": 50}
 PAPER_DARTS = {"train_dataset": "cifar10", "channels": 16, "cells": 8, "resolution": 32, "epochs": 50}
 CPU_DARTS = {**CPU, "cells": 5, "epochs": 10}
-PCDARTS_CPU = {"channels": 16, "batch_size": 64, "lr": 0.05, "warmup_epochs": 5}
-RANKING_CPU = {"epochs_per_iteration": 5, "rank_candidates": 100, "rank_images": 1000}
+PCDARTS_CPU = {"channels": 16, "batch_size": 64, "learning_rate": 0.05, "warmup_epochs": 5, "arch_lr": 6e-3}
+RANKING_CPU = {"epochs_per_iteration": 10, "rank_candidates": 100, "rank_images": 500, "bn_batches": 3}
 # (method, space, preset) -> strategy options on top of the method's defaults
 METHOD_PRESETS: dict[tuple[str, str, str], dict[str, Any]] = {
     ("darts", "nb201", "paper"): PAPER_NB201,
-    ("darts", "nb201", "cpu"): CPU,
+    ("darts", "nb201", "cpu"): {**CPU, "cells": 2, "arch_lr": 3e-3, "beta_weight": 1.0},
     ("pcdarts", "nb201", "paper"): PAPER_NB201,
-    ("pcdarts", "nb201", "cpu"): {**CPU, **PCDARTS_CPU},
+    ("pcdarts", "nb201", "cpu"): {**CPU, **PCDARTS_CPU, "cells": 2},
     ("spos", "nb201", "paper"): {**PAPER_NB201, "epochs_per_iteration": 10},
     ("spos", "nb201", "cpu"): {**CPU, **RANKING_CPU},
     ("enas", "nb201", "paper"): {**PAPER_NB201, "epochs_per_iteration": 10},
     ("enas", "nb201", "cpu"): {**CPU, **RANKING_CPU},
     ("darts", "darts", "paper"): PAPER_DARTS,
-    ("darts", "darts", "cpu"): CPU_DARTS,
+    ("darts", "darts", "cpu"): {**CPU_DARTS, "arch_lr": 3e-3},
     ("pcdarts", "darts", "paper"): {**PAPER_DARTS, "batch_size": 256},
     ("pcdarts", "darts", "cpu"): {**CPU_DARTS, **PCDARTS_CPU, "warmup_epochs": 3},
     ("spos", "darts", "cpu"): {**CPU_DARTS, **RANKING_CPU},
     ("enas", "darts", "cpu"): {**CPU_DARTS, **RANKING_CPU},
-}
+    ("proxyless", "mobilenetv3", "paper"): {
+        "train_dataset": "cifar10", "resolution": 32, "epochs": 50, "warmup_epochs": 10,
+        "target_latency": 18.0,
+    },
+    ("proxyless", "mobilenetv3", "cpu"): {
+        "train_dataset": "cifar10_embedded", "n_train": 0, "resolution": 32, "epochs": 10, "warmup_epochs": 2,
+        "arch_lr": 0.01, "lut_resolution": 160, "target_latency": 18.0,
+    },
+}  # fmt: skip
 
 for _space, _description in SPACE_PRESETS.items():
     PRESETS.register(f"ws-{_space}")(
-        Preset(_description, f"weight-sharing search on {_space} (train.py darts|pcdarts --space {_space})")
+        Preset(_description, f"weight-sharing search on {_space} (train.py darts|... --space {_space})")
     )
     PRESETS.register(f"ws-{_space}-cpu")(
         Preset(_description, f"weight-sharing search on {_space}, CPU preset (train.py ... --preset cpu)")
@@ -128,11 +146,11 @@ def method_argv(method: str, argv: list[str]) -> list[str]:
         if space is not None or any(a.split("=")[0] == "--preset" for a in argv):
             raise UserError("--resume continues a run with its own --space and --preset; leave them out")
         return ["--strategy", method, *rest]
-    space = space or "nb201"
+    spaces = sorted({s for m, s, _ in METHOD_PRESETS if m == method})
+    space = space or ("nb201" if "nb201" in spaces else spaces[0])
     if preset not in ("paper", "cpu"):
         raise UserError(f"--preset {preset!r}: choose paper (the reference hyper-parameters) or cpu")
     if (method, space, preset) not in METHOD_PRESETS:
-        spaces = sorted({s for m, s, _ in METHOD_PRESETS if m == method})
         raise UserError(f"train.py {method} searches {' or '.join(spaces)}, not --space {space!r}")
     bench = f"ws-{space}" + ("-cpu" if preset == "cpu" else "")
     return [
@@ -195,5 +213,6 @@ for _method, _help in (
     ("pcdarts", "PC-DARTS (partial channels, edge normalisation) over a cell supernet; final/net.subnet"),
     ("enas", "ENAS: an LSTM controller (REINFORCE) over a shared-weight cell supernet; final/net.subnet"),
     ("spos", "single-path one-shot: uniform paths, then cells ranked by inherited weights; final/net.subnet"),
+    ("proxyless", "ProxylessNAS on OFA MobileNetV3: binarised paths, REINFORCE, expected-LUT-latency loss"),
 ):
     TRAIN_MODES.register(_method)(TrainMode(None, lambda argv, m=_method: run_method(m, argv), _help))
