@@ -210,17 +210,10 @@ class Darts(WeightSharingStrategy):
                 self.a_opt.step()
                 sums["arch_loss"] += float(loss_v.detach())
                 sums["arch_top1"] += accuracy(out.detach(), yv)
-            self.w_opt.zero_grad(set_to_none=True)
-            kw = self.forward_kwargs()
-            kw = {k: {t: v.detach() for t, v in d.items()} for k, d in kw.items()}
-            out = net(xt, **kw)
-            loss = cross_entropy(out, yt)
-            loss.backward()
-            if o.grad_clip > 0:
-                nn.utils.clip_grad_norm_(net.parameters(), o.grad_clip)
-            self.w_opt.step()
-            sums["train_loss"] += float(loss.detach())
-            sums["train_top1"] += accuracy(out.detach(), yt)
+            kw = {k: {t: v.detach() for t, v in d.items()} for k, d in self.forward_kwargs().items()}
+            loss, top1 = self.weight_step(xt, yt, lambda x, kw=kw: net(x, **kw))
+            sums["train_loss"] += loss
+            sums["train_top1"] += top1
             n += 1
             bar.update()
         out = {k: v / max(n, 1) for k, v in sums.items()}

@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn as nn
 from tqdm import tqdm
 
 from nas.config import option
@@ -34,7 +33,7 @@ from nas.errors import UserError
 from nas.search.strategies import STRATEGIES
 from nas.space import Arch
 from strategies.reinforce import LSTMPolicy
-from weightsharing.method import WeightSharingOptions, accuracy, cross_entropy
+from weightsharing.method import WeightSharingOptions, accuracy
 from weightsharing.spos import RankingOptions, RankingStrategy
 
 
@@ -99,15 +98,10 @@ class Enas(RankingStrategy):
         n = 0
         for x, y in self.loaders["weights"]:
             _, (arch,) = self.sample_cells(1, rng)
-            self.w_opt.zero_grad(set_to_none=True)
-            out = net(x, path=net.path_of(arch))
-            loss = cross_entropy(out, y)
-            loss.backward()
-            if o.grad_clip > 0:
-                nn.utils.clip_grad_norm_(net.parameters(), o.grad_clip)
-            self.w_opt.step()
-            loss_sum += float(loss.detach())
-            top1_sum += accuracy(out.detach(), y)
+            path = net.path_of(arch)
+            loss, top1 = self.weight_step(x, y, lambda x, path=path: net(x, path=path))
+            loss_sum += loss
+            top1_sum += top1
             n += 1
             bar.update()
         rewards = []

@@ -32,11 +32,13 @@ import math
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
@@ -49,6 +51,7 @@ from nas.io import atomic_write_bytes, load_checkpoint, save_checkpoint
 from nas.result import Result
 from nas.search.strategy import Strategy
 from nas.space import Arch
+from strategies.common import new_unique
 from weightsharing.supernet import SUPERNETS
 
 STATE_DIR = "ws"
@@ -185,21 +188,24 @@ class WeightSharingStrategy(Strategy):
     def proposals(self, n: int, rng: np.random.Generator) -> list[Arch]:
         """Up to ``n`` new architectures, the derived one first (default: then the most probable
         cells under :meth:`table_weights`, best first)."""
-        out, taken = [], set()
-        for arch in [
-            self.derive(),
-            *self.supernet.ranked(self.table_weights(), limit=n + len(self.ctx.archive)),
-        ]:
-            if len(out) == n:
-                break
-            if self.ctx.is_new(arch, taken):
-                taken.add(self.ctx.space.arch_id(arch))
-                out.append(arch)
-        return out
+        ranked = self.supernet.ranked(self.table_weights(), limit=n + len(self.ctx.archive))
+        return new_unique(self.ctx, [self.derive(), *ranked])[:n]
 
     def derived_summary(self) -> dict[str, float]:
         """What the log records about the derived architecture (default: nothing)."""
         return {}
+
+    def weight_step(self, x: torch.Tensor, y: torch.Tensor, forward: Callable[[torch.Tensor], torch.Tensor]):
+        """One SGD step of the supernet's weights on ``(x, y)`` (logits ``forward(x)``), gradient norm
+        clipped to ``--grad_clip``; returns the batch's loss and top-1."""
+        self.w_opt.zero_grad(set_to_none=True)
+        out = forward(x)
+        loss = cross_entropy(out, y)
+        loss.backward()
+        if self.options.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.supernet.parameters(), self.options.grad_clip)
+        self.w_opt.step()
+        return float(loss.detach()), accuracy(out.detach(), y)
 
     def method_state(self) -> dict[str, Any]:
         """The method's tensors and optimiser states for the checkpoint."""

@@ -77,7 +77,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn as nn
 from tqdm import tqdm
 
 from nas.config import option
@@ -87,11 +86,11 @@ from nas.search.strategies import STRATEGIES
 from nas.space import Arch
 from NasSearchSpace.ofa_mbv3_latency import LatencyTable
 from NasSearchSpace.ofa_mbv3_layout import D_OPTIONS, E_OPTIONS, KS_OPTIONS, MAX_DEPTH, N_BLOCKS, N_STAGES
+from strategies.common import new_unique
 from weightsharing.method import (
     WeightSharingOptions,
     WeightSharingStrategy,
     accuracy,
-    cross_entropy,
 )
 
 CHOICES: tuple[tuple[int, int], ...] = tuple((k, e) for k in KS_OPTIONS for e in E_OPTIONS)
@@ -421,7 +420,6 @@ class Proxyless(WeightSharingStrategy):
 
     def train_epoch(self, epoch: int, gen: torch.Generator, bar: tqdm) -> dict[str, float]:
         o = self.options
-        net = self.supernet
         rng = np.random.default_rng(derive_seed(self.ctx.seed, 37, epoch))
         search = epoch >= o.warmup_epochs
         sums = {"train_loss": 0.0, "train_top1": 0.0, "arch_top1": 0.0, "latency_loss": 0.0}
@@ -429,15 +427,9 @@ class Proxyless(WeightSharingStrategy):
         batches = iter(self.loaders["arch"]) if search else None
         for xt, yt in self.loaders["weights"]:
             path = self.sample_path(self.probabilities(), rng)
-            self.w_opt.zero_grad(set_to_none=True)
-            out = self.run_path(path, xt)
-            loss = cross_entropy(out, yt)
-            loss.backward()
-            if o.grad_clip > 0:
-                nn.utils.clip_grad_norm_(net.parameters(), o.grad_clip)
-            self.w_opt.step()
-            sums["train_loss"] += float(loss.detach())
-            sums["train_top1"] += accuracy(out.detach(), yt)
+            loss, top1 = self.weight_step(xt, yt, lambda x, path=path: self.run_path(path, x))
+            sums["train_loss"] += loss
+            sums["train_top1"] += top1
             if batches is not None:
                 try:
                     xv, yv = next(batches)
@@ -527,14 +519,7 @@ class Proxyless(WeightSharingStrategy):
 
     def proposals(self, n: int, rng: np.random.Generator) -> list[Arch]:
         """The derived architecture first, then the next most probable ones within the budget."""
-        out, taken = [], set()
-        for arch in self.ranked(n + len(self.ctx.archive)):
-            if len(out) == n:
-                break
-            if self.ctx.is_new(arch, taken):
-                taken.add(self.ctx.space.arch_id(arch))
-                out.append(arch)
-        return out
+        return new_unique(self.ctx, self.ranked(n + len(self.ctx.archive)))[:n]
 
     def method_state(self) -> dict[str, Any]:
         return {

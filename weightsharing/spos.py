@@ -29,7 +29,8 @@ from nas.data.loaders import derive_seed
 from nas.errors import UserError
 from nas.search.strategies import STRATEGIES
 from nas.space import Arch
-from weightsharing.method import WeightSharingOptions, WeightSharingStrategy, accuracy, cross_entropy
+from strategies.common import new_unique
+from weightsharing.method import WeightSharingOptions, WeightSharingStrategy
 
 
 @torch.no_grad()
@@ -126,14 +127,7 @@ class RankingStrategy(WeightSharingStrategy):
         return {"derived_inherited_top1": self.ranking()[0][0]}
 
     def proposals(self, n: int, rng: np.random.Generator) -> list[Arch]:
-        out, taken = [], set()
-        for _, arch in self.ranking():
-            if len(out) == n:
-                break
-            if self.ctx.is_new(arch, taken):
-                taken.add(self.ctx.space.arch_id(arch))
-                out.append(arch)
-        return out
+        return new_unique(self.ctx, [a for _, a in self.ranking()])[:n]
 
     def table_weights(self) -> dict[str, np.ndarray]:
         """How often each operation appears on each edge among the 10 best-ranked cells."""
@@ -161,19 +155,12 @@ class Spos(RankingStrategy):
         return {"affine": self.options.affine}
 
     def train_epoch(self, epoch: int, gen: torch.Generator, bar: tqdm) -> dict[str, float]:
-        o = self.options
         net, loss_sum, top1_sum, n = self.supernet, 0.0, 0.0, 0
         for x, y in self.loaders["weights"]:
             path = net.random_path(gen)
-            self.w_opt.zero_grad(set_to_none=True)
-            out = net(x, path=path)
-            loss = cross_entropy(out, y)
-            loss.backward()
-            if o.grad_clip > 0:
-                nn.utils.clip_grad_norm_(net.parameters(), o.grad_clip)
-            self.w_opt.step()
-            loss_sum += float(loss.detach())
-            top1_sum += accuracy(out.detach(), y)
+            loss, top1 = self.weight_step(x, y, lambda x, path=path: net(x, path=path))
+            loss_sum += loss
+            top1_sum += top1
             n += 1
             bar.update()
         return {"train_loss": loss_sum / max(n, 1), "train_top1": top1_sum / max(n, 1)}
