@@ -11,6 +11,9 @@ from nas.post_search import PostSearchConfig, post_search
 from tests.toy_search import toy_config, toy_search
 from tools import plot_search, visualize_final_architectures
 
+# the module's fixtures run searches: one worker computes them once for every test here
+pytestmark = pytest.mark.xdist_group("tools_plots")
+
 ROOT = Path(__file__).resolve().parents[1]
 ITERATIONS, N_DOE, N_ITER = 2, 16, 4
 
