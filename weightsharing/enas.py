@@ -33,7 +33,7 @@ from nas.errors import UserError
 from nas.search.strategies import STRATEGIES
 from nas.space import Arch
 from strategies.reinforce import LSTMPolicy
-from weightsharing.method import WeightSharingOptions, accuracy
+from weightsharing.method import WeightSharingOptions, accuracy, endless
 from weightsharing.spos import RankingOptions, RankingStrategy
 
 
@@ -105,13 +105,9 @@ class Enas(RankingStrategy):
             n += 1
             bar.update()
         rewards = []
-        batches = iter(self.loaders["arch"])
+        batches = endless(self.loaders["arch"])
         for _ in range(o.controller_steps):
-            try:
-                xv, yv = next(batches)
-            except StopIteration:
-                batches = iter(self.loaders["arch"])
-                xv, yv = next(batches)
+            xv, yv = next(batches)
             genes, archs = self.sample_cells(o.controller_batch, rng)
             with torch.no_grad():
                 reward = torch.tensor(

@@ -12,9 +12,7 @@ table (Kendall tau over sampled cells).
 
 from __future__ import annotations
 
-import glob
 import os
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +22,7 @@ from nas.errors import UserError
 from nas.evaluator import EVALUATORS, Evaluator
 from nas.io import load_checkpoint
 from nas.space import Arch
-from weightsharing.method import STATE_DIR, training_halves
+from weightsharing.method import STATE_DIR, state_files, training_halves
 from weightsharing.spos import inherited_top1, ranking_batches
 from weightsharing.supernet import SUPERNETS
 
@@ -33,11 +31,7 @@ def newest_state(path: str) -> str:
     """``path`` itself (a state file) or the newest ``ws/state_<epoch>.pth`` of a run directory."""
     if os.path.isfile(path):
         return path
-    found = sorted(
-        (int(m.group(1)), p)
-        for p in glob.glob(os.path.join(path, STATE_DIR, "state_*.pth"))
-        if (m := re.search(r"state_(\d+)\.pth$", p))
-    )
+    found = state_files(path)
     if not found:
         raise UserError(
             f"--supernet_path {path!r} is neither a state file nor a run directory with "

@@ -265,7 +265,7 @@ class WeightSharingStrategy(Strategy):
         o = self.options
         self._setup()
         stop = min(self.epoch + o.epochs_per_iteration, o.epochs)
-        if self.epoch >= stop:
+        if self.epoch >= stop:  # trained out: later iterations only propose
             return
         while self.epoch < stop:
             epoch = self.epoch
@@ -326,11 +326,7 @@ class WeightSharingStrategy(Strategy):
             },
         )
         self.checkpoint = rel
-        found = sorted(
-            (int(m.group(1)), p)
-            for p in glob.glob(os.path.join(self._dir(), "state_*.pth"))
-            if (m := re.search(r"state_(\d+)\.pth$", p))
-        )
+        found = state_files(self.ctx.save)
         for _, path in found[:-2]:  # the newest two: the last iter_k.stats may name the older one
             os.remove(path)
 
@@ -375,6 +371,22 @@ class WeightSharingStrategy(Strategy):
         from weightsharing.report import plot_arch_weights
 
         plot_arch_weights(self.history, self.op_names, os.path.join(self.ctx.save, "plots"))
+
+
+def state_files(run: str) -> list[tuple[int, str]]:
+    """``(epoch, path)`` of the ``ws/state_<epoch>.pth`` files of a run directory, oldest first."""
+    found = (
+        (m, p)
+        for p in glob.glob(os.path.join(run, STATE_DIR, "state_*.pth"))
+        if (m := re.search(r"state_(\d+)\.pth$", p))
+    )
+    return sorted((int(m.group(1)), p) for m, p in found)
+
+
+def endless(loader):
+    """The loader's batches pass after pass (each pass is the loader's next epoch)."""
+    while True:
+        yield from loader
 
 
 def training_halves(dataset: str, folder: str | None, n_train: int, seed: int, bilevel: bool):

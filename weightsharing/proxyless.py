@@ -91,6 +91,7 @@ from weightsharing.method import (
     WeightSharingOptions,
     WeightSharingStrategy,
     accuracy,
+    endless,
 )
 
 CHOICES: tuple[tuple[int, int], ...] = tuple((k, e) for k in KS_OPTIONS for e in E_OPTIONS)
@@ -424,18 +425,14 @@ class Proxyless(WeightSharingStrategy):
         search = epoch >= o.warmup_epochs
         sums = {"train_loss": 0.0, "train_top1": 0.0, "arch_top1": 0.0, "latency_loss": 0.0}
         n = 0
-        batches = iter(self.loaders["arch"]) if search else None
+        batches = endless(self.loaders["arch"]) if search else None
         for xt, yt in self.loaders["weights"]:
             path = self.sample_path(self.probabilities(), rng)
             loss, top1 = self.weight_step(xt, yt, lambda x, path=path: self.run_path(path, x))
             sums["train_loss"] += loss
             sums["train_top1"] += top1
             if batches is not None:
-                try:
-                    xv, yv = next(batches)
-                except StopIteration:
-                    batches = iter(self.loaders["arch"])
-                    xv, yv = next(batches)
+                xv, yv = next(batches)
                 reward, lat_loss = self.arch_step(xv, yv, rng)
                 sums["arch_top1"] += reward
                 sums["latency_loss"] += lat_loss
