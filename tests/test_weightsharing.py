@@ -242,7 +242,10 @@ def test_oneshot_evaluator_ranks_cells_with_a_methods_supernet(tmp_path):
     from nas.search.factory import build_evaluator
 
     save = str(tmp_path / "spos")
-    assert train_main(["spos", *TINY, *RANK, "--epochs", "1", "--save", save]) == 0
+    assert train_main(["spos", *TINY, *RANK, "--epochs_per_iteration", "2", "--save", save]) == 0
+    # the ranking (SPOS's operation frequencies) is computed once per chunk, not every epoch
+    history = read_stats(os.path.join(save, "iter_0.stats"))["strategy"]["history"]
+    assert ["weights" in h for h in history] == [False, True] and "derived" in history[1]
     spec = resolve(
         ["--benchmark", "nb201", "--evaluator", "oneshot", "--supernet_path", save, "--rank_images", "64"]
     )

@@ -57,6 +57,7 @@ class Enas(RankingStrategy):
     """ENAS (see the module docstring)."""
 
     Options = EnasOptions
+    weights_every_epoch = True  # the controller's frequencies, not a ranking
 
     def check(self) -> None:
         super().check()

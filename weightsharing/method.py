@@ -90,6 +90,7 @@ class WeightSharingStrategy(Strategy):
     Options = WeightSharingOptions
     multi_objective = False
     bilevel = True  # the training images are split into a weight half and an architecture half
+    weights_every_epoch = True  # False: table_weights is costly (a ranking); logged once per chunk
 
     def __init__(self, options: Any = None, *, ctx, **kwargs: Any) -> None:
         super().__init__(options, ctx=ctx, **kwargs)
@@ -288,7 +289,8 @@ class WeightSharingStrategy(Strategy):
             if self.epoch == stop:  # deriving may cost (ranking cells): once per chunk
                 row["derived"] = self.derive()
                 row.update(self.derived_summary())
-            row["weights"] = {k: np.round(v, 5).tolist() for k, v in self.table_weights().items()}
+            if self.weights_every_epoch or "derived" in row:
+                row["weights"] = {k: np.round(v, 5).tolist() for k, v in self.table_weights().items()}
             self.history.append(row)
             derived = f"  derived {self.ctx.space.arch_id(row['derived'])}" if "derived" in row else ""
             self.ctx.log(

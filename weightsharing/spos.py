@@ -80,6 +80,8 @@ class RankingOptions:
 class RankingStrategy(WeightSharingStrategy):
     """A method that derives by ranking candidate cells with inherited weights (SPOS, ENAS)."""
 
+    weights_every_epoch = False  # table_weights ranks the candidates: at the end of a chunk only
+
     def check(self) -> None:
         super().check()
         o = self.options
