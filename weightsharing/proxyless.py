@@ -43,21 +43,27 @@ one of the table's resolutions (Note10: 160..224) and of the run's space: the de
 score exactly the network whose latency the search constrained. ``--lut_dir`` / ``--lut_device``
 have the names of the ``lut_latency`` cost provider's options, so one flag sets both.
 
-**Derive.** The most probable architecture whose LUT latency is at most ``--target_latency``, an
-architecture being ranked by the probability of its most probable path, ``prod_s p(d_s) prod_{active
-j} p_j(c_j) prod_{inactive j} max_c p_j(c)``: without a budget, ProxylessNAS's argmax of every
-decision (each stage's depth, each slot's choice). Ranking canonical architectures by their total
-probability instead (summed over the choices of the slots switched off) would favour shallow stages
-whenever the choices are uncertain, each active slot multiplying it by at most ``max_c p_j(c)`` (about
-1/9 at the start): a counting effect, not the search's preference. The budget makes it a
-multiple-choice knapsack over the stages (a depth, then a choice per active slot), solved by dynamic
-programming over the budget left after the fixed layers in :data:`BUDGET_BINS` steps, every block's
-latency rounded *up* to the grid (:func:`most_probable_under_budget`), so every answer meets the
-budget; it is exact up to that grid (an architecture can be missed only when its latency is within 20
-grid steps, 0.5% of the blocks' budget, below the target). Its LUT latency and the ratio to the target
-go to the log (``derived_latency``, ``latency_ratio``). Proposals: the derived architecture first,
-then the next most probable ones under the budget (the same dynamic programme keeping the ``k`` best
-per budget cell), none already evaluated.
+**Derive.** The most probable architecture whose LUT latency lies in the band ``[(1 -
+--latency_tolerance) x --target_latency, --target_latency]``, an architecture being ranked by the
+probability of its most probable path, ``prod_s p(d_s) prod_{active j} p_j(c_j) prod_{inactive j} max_c
+p_j(c)``: without a budget, ProxylessNAS's argmax of every decision (each stage's depth, each slot's
+choice). Ranking canonical architectures by their total probability instead (summed over the choices of
+the slots switched off) would favour shallow stages whenever the choices are uncertain, each active slot
+multiplying it by at most ``max_c p_j(c)`` (about 1/9 at the start): a counting effect, not the search's
+preference. The budget makes it a multiple-choice knapsack over the stages (a depth, then a choice per
+active slot), solved by dynamic programming over the budget left after the fixed layers in
+:data:`BUDGET_BINS` steps, every block's latency rounded *up* to the grid
+(:func:`most_probable_under_budget`), so every answer meets the budget; it is exact up to that grid (an
+architecture can be missed only when its latency is within 20 grid steps, 0.5% of the blocks' budget,
+below the target); the band's lower end drops the grid cells below it, and the table's latency of every
+answer is checked against both ends. The lower end is ours: a budget is there to be spent. After a short
+search the probabilities are still flat, and the most probable architecture under the budget alone can
+be far below it (11-14 ms of an 18 ms target on our CPU preset) while the latency loss holds ``E[lat]``
+near the target: ProxylessNAS's argmax meets its target once the probabilities have converged.
+``--latency_tolerance 1`` is the budget alone. Its LUT latency and the ratio to the target go to the log
+(``derived_latency``, ``latency_ratio``). Proposals: the derived architecture first, then the next most
+probable ones in the band (the same dynamic programme keeping the ``k`` best per budget cell), none
+already evaluated.
 
 **Plot.** :meth:`Proxyless.table_weights` is one table, ``blocks`` (20 x 10): per slot, ``P(active)
 p(choice)`` for the 9 choices and ``1 - P(active)`` for ``zero``, drawn as
@@ -189,9 +195,11 @@ def most_probable_under_budget(
     budget: float,
     k: int = 1,
     bins: int = BUDGET_BINS,
+    least: float | None = None,
 ) -> list[tuple[float, list[int], list[list[int]]]]:
-    """The ``k`` most probable architectures of latency ``<= budget``, best first, as ``(log p,
-    depths, choices of the active slots per stage)``.
+    """The ``k`` most probable architectures of latency ``<= budget`` (and, given ``least``, of
+    rounded latency ``>= least``), best first, as ``(log p, depths, choices of the active slots per
+    stage)``.
 
     ``block_lat`` and ``block_logp`` are ``(stages, slots, choices)``, ``depth_logp`` is ``(stages,
     len(depth_options))``; an architecture's latency is ``fixed`` plus its active slots' entries,
@@ -225,6 +233,8 @@ def most_probable_under_budget(
         values = np.take_along_axis(flat, order, 1)
         trace.append((slots, order // k, order % k))
     ends_depth = [d for d in range(1, max(depth_options) + 1) if d in depth_options]
+    if least is not None:  # rounded latencies below the band: out
+        values[: max(0, min(n_bins, math.ceil((least - fixed) / step - 1e-9)))] = -np.inf
     flat = values.reshape(-1)
     found = []
     for idx in np.argsort(-flat, kind="stable")[:k]:
@@ -264,6 +274,9 @@ class ProxylessOptions(WeightSharingOptions):
     )
     lut_device: str | None = option(None, "device of the tables (default: the only one in --lut_dir)")
     target_latency: float = option(18.0, "latency budget in ms of the derived architecture (the LUT's)")
+    latency_tolerance: float = option(
+        0.05, "the derived architecture's latency lies in [(1 - this) x target, target] (1: any below it)"
+    )
     latency_weight: float = option(
         5.0, "weight of the latency loss (log E[lat] - log target)^2 of the architecture step"
     )
@@ -315,6 +328,8 @@ class Proxyless(WeightSharingStrategy):
                 f"--lut_resolution {o.lut_resolution} is not a resolution of the search space "
                 f"{list(space.resolutions)}; change it or the space's resolution range"
             )
+        if not 0 < o.latency_tolerance <= 1:
+            raise UserError(f"--latency_tolerance {o.latency_tolerance} must be in (0, 1]")
         fastest = self._fastest_blocks()
         floor = self.latencies().fixed + fastest
         if not o.target_latency >= floor + fastest * 20 / BUDGET_BINS:  # the knapsack's grid slack
@@ -322,6 +337,18 @@ class Proxyless(WeightSharingStrategy):
                 f"--target_latency {o.target_latency} ms is below the fastest subnet's {floor:.3f} ms at "
                 f"--lut_resolution {o.lut_resolution} (plus 0.5% of its blocks'); no architecture meets it"
             )
+        slowest = self.latencies().fixed + float(self.latencies().blocks.max(1).sum())
+        if self.least_latency > slowest:
+            raise UserError(
+                f"--target_latency {o.target_latency} ms with --latency_tolerance {o.latency_tolerance} asks "
+                f"for at least {self.least_latency:.3f} ms, above the slowest subnet's {slowest:.3f} ms at "
+                f"--lut_resolution {o.lut_resolution}; lower the target or raise the tolerance"
+            )
+
+    @property
+    def least_latency(self) -> float:
+        """The lower end of the derived architecture's latency band (ms)."""
+        return (1 - self.options.latency_tolerance) * self.options.target_latency
 
     def latencies(self) -> BlockLatencies:
         """The look-up table's entries at ``--lut_resolution`` (loaded once)."""
@@ -475,11 +502,11 @@ class Proxyless(WeightSharingStrategy):
         return {"blocks": np.concatenate([active[:, None] * pb, zero], axis=1)}
 
     def ranked(self, k: int) -> list[Arch]:
-        """The ``k`` most probable architectures within ``--target_latency`` (LUT), best first."""
+        """The ``k`` most probable architectures in the latency band (LUT), best first."""
         o = self.options
         lat = self.latencies()
         pb, pd = self.probabilities()
-        key = (pb.tobytes(), pd.tobytes(), o.target_latency)
+        key = (pb.tobytes(), pd.tobytes(), o.target_latency, o.latency_tolerance)
         cached = getattr(self, "_ranked", None)
         if cached is not None and cached[0] == key and len(cached[1]) >= k:
             return cached[1][:k]
@@ -491,7 +518,8 @@ class Proxyless(WeightSharingStrategy):
             path_depth_scores(np.log(np.clip(pd, 1e-300, None)), logp, D_OPTIONS),
             D_OPTIONS,
             o.target_latency,
-            k=k + 2,  # spares for a ceiling rounding that is 1e-9 off
+            k=k + 20,  # spares for latencies the grid rounded into the band (or 1e-9 out of the budget)
+            least=self.least_latency,
         )
         space, out = self.ctx.space, []
         for _, depths, choices in found:
@@ -499,7 +527,7 @@ class Proxyless(WeightSharingStrategy):
             for s, picked in enumerate(choices):
                 full[s * MAX_DEPTH : s * MAX_DEPTH + len(picked)] = picked
             arch = self.arch_of((full, np.array([D_OPTIONS.index(d) for d in depths])))
-            if self.table.latency(arch) <= o.target_latency:
+            if self.least_latency <= self.table.latency(arch) <= o.target_latency:
                 out.append(space.canonical(arch))
         self._ranked = (key, out[:k])
         return out[:k]
@@ -507,7 +535,11 @@ class Proxyless(WeightSharingStrategy):
     def derive(self) -> Arch:
         found = self.ranked(1)
         if not found:  # check() refuses such a target; a guard for a target changed afterwards
-            raise UserError(f"no architecture within --target_latency {self.options.target_latency} ms")
+            o = self.options
+            raise UserError(
+                f"no architecture within [{self.least_latency:.3f}, {o.target_latency}] ms "
+                f"(--target_latency, --latency_tolerance {o.latency_tolerance})"
+            )
         return found[0]
 
     def derived_summary(self) -> dict[str, float]:
@@ -515,7 +547,7 @@ class Proxyless(WeightSharingStrategy):
         return {"derived_latency": ms, "latency_ratio": ms / self.options.target_latency}
 
     def proposals(self, n: int, rng: np.random.Generator) -> list[Arch]:
-        """The derived architecture first, then the next most probable ones within the budget."""
+        """The derived architecture first, then the next most probable ones in the latency band."""
         return new_unique(self.ctx, self.ranked(n + len(self.ctx.archive)))[:n]
 
     def method_state(self) -> dict[str, Any]:
