@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -45,14 +47,15 @@ load_plugins()
 from benchmarks.nb201 import get_dataset, load_table  # noqa: E402
 from NasSearchSpace.nb201 import NB201Space, cell_ops  # noqa: E402
 
-# variant -> (train.py mode, extra flags)
-VARIANTS: dict[str, tuple[str, list[str]]] = {
-    "darts": ("darts", []),
-    "darts-robust": ("darts", ["--robust"]),
-    "darts-2nd": ("darts", ["--order", "2"]),
-    "pcdarts": ("pcdarts", []),
-    "enas": ("enas", []),
-    "spos": ("spos", []),
+# variant -> (train.py mode, search space, extra flags)
+VARIANTS: dict[str, tuple[str, str, list[str]]] = {
+    "darts": ("darts", "nb201", []),
+    "darts-robust": ("darts", "nb201", ["--robust"]),
+    "darts-2nd": ("darts", "nb201", ["--order", "2"]),
+    "pcdarts": ("pcdarts", "nb201", []),
+    "enas": ("enas", "nb201", []),
+    "spos": ("spos", "nb201", []),
+    "proxyless": ("proxyless", "mobilenetv3", []),
 }
 PARAMETER_FREE = ("none", "skip_connect", "avg_pool_3x3")
 ANCHORS = {  # 200-epoch NAS-Bench-201 C10 / C100 / IN16 test accuracy, from the papers (context only)
@@ -85,15 +88,16 @@ def table_value(arch: str, dataset: str, split: str) -> float:
     return float(table.column(f"{get_dataset(dataset).prefix}-{split}")[table.row(arch)])
 
 
-def run_one(variant: str, seed: int, out: str, extra: list[str]) -> dict[str, Any] | None:
+def run_one(variant: str, seed: int, out: str, extra: list[str]) -> dict[str, Any]:
     """Run (or resume, or read) one variant and seed; its row for the report."""
-    mode, flags = VARIANTS[variant]
+    mode, space_name, flags = VARIANTS[variant]
     save = os.path.join(out, "runs", f"{variant}-s{seed}")
     final = os.path.join(save, "final", "net.stats")
     timing = os.path.join(save, "b16_seconds.json")
     if not os.path.isfile(final):
         resume = os.path.isdir(save) and any(f.endswith(".stats") for f in os.listdir(save))
-        args = ["--resume", save] if resume else ["--space", "nb201", "--preset", "cpu", "--seed", str(seed)]
+        fresh = ["--space", space_name, "--preset", "cpu", "--seed", str(seed)]
+        args = ["--resume", save] if resume else fresh
         cmd = [sys.executable, str(ROOT / "train.py"), mode, *args, *([] if resume else [*flags, *extra])]
         cmd += [] if resume else ["--save", save, "--plot_every", "0"]
         print(" ".join(cmd), flush=True)
@@ -103,13 +107,50 @@ def run_one(variant: str, seed: int, out: str, extra: list[str]) -> dict[str, An
         write_json(timing, {"seconds": before + time.time() - t0})
     stats = read_json(final, "net.stats")
     arch = stats["arch"]
-    row = {"variant": variant, "seed": seed, "arch": arch, "run": save}
+    row = {"variant": variant, "seed": seed, "space": space_name, "arch": arch, "run": save}
+    row["seconds"] = read_json(timing, "timing")["seconds"] if os.path.isfile(timing) else None
+    if space_name == "mobilenetv3":
+        return {**row, **proxyless_row(stats, save, seed, out)}
     row["parameter_free_edges"] = sum(op in PARAMETER_FREE for op in cell_ops(arch))
     for ds in ("cifar10", "cifar100", "imagenet16"):
         row[f"{ds}_test"] = table_value(arch, ds, "test")
     row["cifar10_val"] = table_value(arch, "cifar10", "val")
-    row["seconds"] = read_json(timing, "timing")["seconds"] if os.path.isfile(timing) else None
     return row
+
+
+def proxyless_row(stats: dict, save: str, seed: int, out: str) -> dict[str, Any]:
+    """The derived network's LUT latency against the run's target, its ``ofa_note10`` top-1, and the
+    best top-1 of an ``msunas --benchmark ofa_note10`` run (same seed) at no more latency."""
+    with open(os.path.join(save, "config.yaml")) as f:
+        target = float(yaml.safe_load(f)["strategy"]["target_latency"])
+    latency, top1 = float(stats["metrics"]["latency"]), float(stats["metrics"]["top1"])
+    points = msunas_note10(seed, out)
+    within = [p for p in points if p[0] <= latency]
+    best = max(within, key=lambda p: p[1]) if within else (float("nan"), float("nan"))
+    return {
+        "target_latency": target,
+        "latency": latency,
+        "latency_ratio": latency / target,
+        "top1": top1,
+        "msunas_latency": best[0],
+        "msunas_top1": best[1],
+        "msunas_points": points,
+    }
+
+
+def msunas_note10(seed: int, out: str) -> list[list[float]]:
+    """``[latency, top1]`` of every architecture an ``msunas --benchmark ofa_note10 --seed S`` run
+    evaluated (run once, kept in ``<out>/runs/msunas-note10-s<S>/b16_points.json``)."""
+    from benchmarks.runs import run_preset
+
+    save = os.path.join(out, "runs", f"msunas-note10-s{seed}")
+    done = os.path.join(save, "b16_points.json")
+    if not os.path.isfile(done):
+        shutil.rmtree(save, ignore_errors=True)  # an interrupted run starts again (about 3 minutes)
+        print(f"msunas --benchmark ofa_note10 --seed {seed} --save {save}", flush=True)
+        _, metrics, _, _ = run_preset("ofa_note10", save, {"seed": seed})
+        write_json(done, {"points": [[float(m["latency"]), float(m["top1"])] for m in metrics]})
+    return read_json(done, "points")["points"]
 
 
 def supernet_ranking(run: str, seed: int, n: int) -> dict[str, Any]:
@@ -140,25 +181,47 @@ def supernet_ranking(run: str, seed: int, n: int) -> dict[str, Any]:
     }
 
 
+def _minutes(row: dict) -> str:
+    return f"{row['seconds'] / 60:.1f}" if row["seconds"] else "-"
+
+
 def report(rows: list[dict], ranking: dict[str, dict], out: str, figure: str) -> None:
-    lines = [
-        "| variant | seed | C10 test | C10 val | C100 test | IN16 test | param-free edges | minutes | cell |"
-    ]
-    lines.append("|---|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        minutes = f"{r['seconds'] / 60:.1f}" if r["seconds"] else "-"
-        lines.append(
-            f"| {r['variant']} | {r['seed']} | {r['cifar10_test']:.2f} | {r['cifar10_val']:.2f} | "
-            f"{r['cifar100_test']:.2f} | {r['imagenet16_test']:.2f} | {r['parameter_free_edges']}/6 | "
-            f"{minutes} | `{r['arch']}` |"
-        )
-    lines += ["", "| variant | mean C10 test | seeds in the top 10% (>= 85.6) |", "|---|---|---|"]
+    cells = [r for r in rows if r["space"] == "nb201"]
+    macro = [r for r in rows if r["space"] == "mobilenetv3"]
+    lines = []
+    if cells:
+        lines += [
+            "| variant | seed | C10 test | C10 val | C100 test | IN16 test | param-free edges | minutes "
+            "| cell |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in cells:
+            lines.append(
+                f"| {r['variant']} | {r['seed']} | {r['cifar10_test']:.2f} | {r['cifar10_val']:.2f} | "
+                f"{r['cifar100_test']:.2f} | {r['imagenet16_test']:.2f} | {r['parameter_free_edges']}/6 | "
+                f"{_minutes(r)} | `{r['arch']}` |"
+            )
+        lines += ["", "| variant | mean C10 test | seeds in the top 10% (>= 85.6) |", "|---|---|---|"]
     by_variant: dict[str, list[dict]] = {}
-    for r in rows:
+    for r in cells:
         by_variant.setdefault(r["variant"], []).append(r)
     for v, rs in by_variant.items():
         top = sum(r["cifar10_test"] >= TOP10 for r in rs)
         lines.append(f"| {v} | {np.mean([r['cifar10_test'] for r in rs]):.2f} | {top}/{len(rs)} |")
+    if macro:
+        lines += [
+            "",
+            "| proxyless seed | target ms | derived ms (ratio) | within 5% | ofa_note10 top-1 | "
+            "msunas top-1 at <= derived ms (its ms) | minutes |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in macro:
+            ok = "yes" if abs(r["latency_ratio"] - 1) <= 0.05 else "no"
+            lines.append(
+                f"| {r['seed']} | {r['target_latency']:.1f} | {r['latency']:.2f} ({r['latency_ratio']:.3f}) "
+                f"| {ok} | {r['top1']:.2f} | {r['msunas_top1']:.2f} ({r['msunas_latency']:.2f}) "
+                f"| {_minutes(r)} |"
+            )
     if ranking:
         lines += [
             "",
@@ -174,29 +237,36 @@ def report(rows: list[dict], ranking: dict[str, dict], out: str, figure: str) ->
     Path(out, "b16.md").write_text(text)
     write_json(os.path.join(out, "b16.json"), {"runs": rows, "ranking": ranking, "anchors": ANCHORS})
     print(text)
-    _figure(by_variant, ranking, figure)
+    _figure(by_variant, ranking, macro, figure)
 
 
-def _figure(by_variant: dict[str, list[dict]], ranking: dict[str, dict], path: str) -> None:
+def _figure(
+    by_variant: dict[str, list[dict]], ranking: dict[str, dict], macro: list[dict], path: str
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2 if ranking else 1, figsize=(11 if ranking else 6, 4), squeeze=False)
-    ax = axes[0][0]
-    for i, rs in enumerate(by_variant.values()):
-        ys = [r["cifar10_test"] for r in rs]
-        ax.scatter([i] * len(ys), ys, color="C0", zorder=3)
-        ax.hlines(np.mean(ys), i - 0.3, i + 0.3, color="C3")
-    ax.axhline(TOP10, color="grey", ls="--", lw=1, label="top 10% of the table (85.6)")
-    ax.axhline(36.84, color="grey", ls=":", lw=1, label="all-skip cell (36.84)")
-    ax.set_xticks(range(len(by_variant)), list(by_variant), rotation=20)
-    ax.set_ylabel("derived cell: CIFAR-10 12-epoch test top-1 (%)")
-    ax.set_title("derived cells (dots: seeds, red: mean)", fontsize=10)
-    ax.legend(fontsize=8)
-    if ranking:
-        ax = axes[0][1]
+    panels = [p for p, shown in (("cells", by_variant), ("ranking", ranking), ("macro", macro)) if shown]
+    if not panels:
+        return
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    axes = dict(zip(panels, axes[0], strict=True))
+    if "cells" in axes:
+        ax = axes["cells"]
+        for i, rs in enumerate(by_variant.values()):
+            ys = [r["cifar10_test"] for r in rs]
+            ax.scatter([i] * len(ys), ys, color="C0", zorder=3)
+            ax.hlines(np.mean(ys), i - 0.3, i + 0.3, color="C3")
+        ax.axhline(TOP10, color="grey", ls="--", lw=1, label="top 10% of the table (85.6)")
+        ax.axhline(36.84, color="grey", ls=":", lw=1, label="all-skip cell (36.84)")
+        ax.set_xticks(range(len(by_variant)), list(by_variant), rotation=20)
+        ax.set_ylabel("derived cell: CIFAR-10 12-epoch test top-1 (%)")
+        ax.set_title("derived cells (dots: seeds, red: mean)", fontsize=10)
+        ax.legend(fontsize=8)
+    if "ranking" in axes:
+        ax = axes["ranking"]
         for i, (key, r) in enumerate(ranking.items()):
             pts = np.array(r["points"])
             ax.scatter(
@@ -205,6 +275,17 @@ def _figure(by_variant: dict[str, list[dict]], ranking: dict[str, dict], path: s
         ax.set_xlabel("inherited-weight top-1 (%)")
         ax.set_ylabel("table CIFAR-10 test top-1 (%)")
         ax.set_title("weight-sharing ranking", fontsize=10)
+        ax.legend(fontsize=7)
+    if "macro" in axes:
+        ax = axes["macro"]
+        for i, r in enumerate(macro):
+            pts = np.array(r["msunas_points"])
+            ax.scatter(pts[:, 0], pts[:, 1], s=5, alpha=0.3, color=f"C{i}", label=f"msunas seed {r['seed']}")
+            ax.scatter(r["latency"], r["top1"], marker="*", s=140, color=f"C{i}", edgecolor="k", zorder=3)
+        ax.axvline(macro[0]["target_latency"], color="grey", ls="--", lw=1, label="target")
+        ax.set_xlabel("Note10 LUT latency (ms)")
+        ax.set_ylabel("ofa_note10 ImageNet top-1 (%)")
+        ax.set_title("ProxylessNAS (stars) vs msunas archives", fontsize=10)
         ax.legend(fontsize=7)
     fig.tight_layout()
     os.makedirs(os.path.dirname(path), exist_ok=True)
