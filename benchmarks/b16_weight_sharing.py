@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -121,8 +120,10 @@ def run_one(variant: str, seed: int, out: str, extra: list[str]) -> dict[str, An
 def proxyless_row(stats: dict, save: str, seed: int, out: str) -> dict[str, Any]:
     """The derived network's LUT latency against the run's target, its ``ofa_note10`` top-1, and the
     best top-1 of an ``msunas --benchmark ofa_note10`` run (same seed) at no more latency."""
-    with open(os.path.join(save, "config.yaml")) as f:
-        target = float(yaml.safe_load(f)["strategy"]["target_latency"])
+    from nas.search.archive import read_stats
+    from nas.search.loop import latest_stats, stats_description
+
+    target = float(stats_description(read_stats(latest_stats(save))).strategy.options.target_latency)
     latency, top1 = float(stats["metrics"]["latency"]), float(stats["metrics"]["top1"])
     points = msunas_note10(seed, out)
     within = [p for p in points if p[0] <= latency]

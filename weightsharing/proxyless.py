@@ -337,7 +337,7 @@ class Proxyless(WeightSharingStrategy):
                 f"--target_latency {o.target_latency} ms is below the fastest subnet's {floor:.3f} ms at "
                 f"--lut_resolution {o.lut_resolution} (plus 0.5% of its blocks'); no architecture meets it"
             )
-        slowest = self.latencies().fixed + float(self.latencies().blocks.max(1).sum())
+        slowest = floor - fastest + float(self.latencies().blocks.max(1).sum())
         if self.least_latency > slowest:
             raise UserError(
                 f"--target_latency {o.target_latency} ms with --latency_tolerance {o.latency_tolerance} asks "
