@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import tarfile
@@ -125,6 +126,28 @@ def test_damaged_embedded_archive_is_refused(tmp_path):
     (tmp_path / EMBEDDED_ARCHIVE).write_bytes((EMBEDDED_DIR / EMBEDDED_ARCHIVE).read_bytes()[:1000])
     with pytest.raises(UserError, match="damaged"):
         load_dataset("cifar10_embedded", data_dir=str(tmp_path))
+
+
+def test_decoded_embedded_archive_is_cached_on_disk(tmp_path, monkeypatch):
+    import nas.data.datasets as datasets
+
+    monkeypatch.setattr(datasets, "DECODED_CACHE", tmp_path / "decoded")
+    archive, decode = EMBEDDED_DIR / EMBEDDED_ARCHIVE, datasets._decode_embedded.__wrapped__
+    first = decode(str(archive), 0, 0, 32)
+    (cached,) = (tmp_path / "decoded").iterdir()
+    assert cached.name.startswith(json.loads((EMBEDDED_DIR / EMBEDDED_MANIFEST).read_text())["sha256"])
+
+    def no_decoding(*_):
+        raise AssertionError("decoded although the cache holds the archive")
+
+    monkeypatch.setattr(datasets, "decode_images", no_decoding)
+    again = decode(str(archive), 0, 0, 32)
+    assert again[0] == first[0]
+    for (xa, ya), (xb, yb) in zip(first[1], again[1], strict=True):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    cached.write_bytes(cached.read_bytes()[:1000])  # a damaged cache is decoded again
+    with pytest.raises(AssertionError, match="decoded although"):
+        decode(str(archive), 0, 0, 32)
 
 
 # ---- validation split ----------------------------------------------------------------------

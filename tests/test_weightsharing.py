@@ -224,6 +224,7 @@ def test_methods_run_end_to_end_and_resume_exactly(tmp_path, method, extra):
         (["darts", *TINY, "--partial_channels", "3"], "must divide --channels"),
         (["pcdarts", *TINY, "--warmup_epochs", "2"], "--warmup_epochs 2"),
         (["darts", "--resume", "x", "--space", "nb201"], "leave them out"),
+        (["spos", *TINY, "--rank_by", "val"], "--rank_by 'val'"),
     ],
 )
 def test_bad_inputs_are_one_line_errors(argv, message, tmp_path, capsys):
@@ -238,11 +239,13 @@ def test_bad_inputs_are_one_line_errors(argv, message, tmp_path, capsys):
 
 
 def test_oneshot_evaluator_ranks_cells_with_a_methods_supernet(tmp_path):
+    from nas.data.loaders import derive_seed
     from nas.search.cli import resolve
     from nas.search.factory import build_evaluator
 
     save = str(tmp_path / "spos")
-    assert train_main(["spos", *TINY, *RANK, "--epochs_per_iteration", "2", "--save", save]) == 0
+    argv = ["spos", *TINY, *RANK, "--epochs_per_iteration", "2", "--seed", "0", "--save", save]
+    assert train_main(argv) == 0
     # the ranking (SPOS's operation frequencies) is computed once per chunk, not every epoch
     history = read_stats(os.path.join(save, "iter_0.stats"))["strategy"]["history"]
     assert ["weights" in h for h in history] == [False, True] and "derived" in history[1]
@@ -253,9 +256,15 @@ def test_oneshot_evaluator_ranks_cells_with_a_methods_supernet(tmp_path):
     evaluator = build_evaluator(spec)
     space = NB201Space()
     cells = space.sample(3, np.random.default_rng(0))
-    first = [evaluator.measure(c)["top1"] for c in cells]
-    assert [evaluator.measure(c)["top1"] for c in cells] == first  # recalibration makes it repeatable
-    assert all(0.0 <= t <= 100.0 for t in first)
+    first = [evaluator.measure(c) for c in cells]
+    assert [evaluator.measure(c) for c in cells] == first  # recalibration makes it repeatable
+    assert all(0.0 <= m["top1"] <= 100.0 and m["inherited_loss"] > 0 for m in first)
+    # the derived cell is the candidate of least held-out loss (--rank_by loss), scored as the evaluator does
+    candidates = space.sample(6, np.random.default_rng(derive_seed(0, 23, 2)))
+    losses = [evaluator.measure(c)["inherited_loss"] for c in candidates]
+    derived = history[1]["derived"]
+    assert space.arch_id(derived) == space.arch_id(candidates[int(np.argmin(losses))])
+    assert history[1]["derived_inherited_loss"] == min(losses)
     with pytest.raises(UserError, match="neither a state file"):
         spec.apply_flat({"supernet_path": str(tmp_path)})
         build_evaluator(spec).measure(cells[0])

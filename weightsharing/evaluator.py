@@ -1,13 +1,14 @@
-"""The ``oneshot`` evaluator: a cell's inherited-weight top-1 in a trained weight-sharing supernet.
+"""The ``oneshot`` evaluator: a cell's inherited-weight top-1 and loss in a trained weight-sharing supernet.
 
 ``--supernet_path`` is a state a method wrote (``<run>/ws/state_<epoch>.pth``) or a run directory
 (its newest state, read again whenever a newer one appears, so a method's own run can evaluate its
 proposals with the supernet as it is now). Each cell is scored as SPOS does: the supernet along the
 cell's path, BatchNorm recalibrated on ``--bn_batches`` training batches, top-1 (%) on
 ``--rank_images`` training images the weights never trained on (the method's other half; a method
-that trained on every image has no such half and is refused). The metric is ``top1``, so any
-strategy can search with it; ``benchmarks/b16_weight_sharing.py`` compares it with the NAS-Bench-201
-table (Kendall tau over sampled cells).
+that trained on every image has no such half and is refused), and the mean cross-entropy on them
+(``inherited_loss``, what SPOS ranks by by default). The objective metric is ``top1``, so any
+strategy can search with it; ``benchmarks/b16_weight_sharing.py`` compares both with the
+NAS-Bench-201 table (Kendall tau over sampled cells).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from nas.evaluator import EVALUATORS, Evaluator
 from nas.io import load_checkpoint
 from nas.space import Arch
 from weightsharing.method import STATE_DIR, state_files, training_halves
-from weightsharing.spos import inherited_top1, ranking_batches
+from weightsharing.spos import inherited_scores, ranking_batches
 from weightsharing.supernet import SUPERNETS
 
 
@@ -67,7 +68,7 @@ class OneShotEvaluator(Evaluator):
         self.loaded: str | None = None
 
     def metric_names(self) -> set[str]:
-        return {"top1"}
+        return {"top1", "inherited_loss"}
 
     def setup(self) -> None:
         self.device = resolve_device(self.options.device)  # the state is read when a cell comes
@@ -106,4 +107,5 @@ class OneShotEvaluator(Evaluator):
         self.ensure_setup()
         self._reload()
         arch = self.space.validate(arch)
-        return {"top1": inherited_top1(self.supernet, self.supernet.path_of(arch), self.bn, self.valid)}
+        scores = inherited_scores(self.supernet, self.supernet.path_of(arch), self.bn, self.valid)
+        return {"top1": scores["top1"], "inherited_loss": scores["loss"]}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,10 +35,12 @@ from nas.data.folders import (
 )
 from nas.data.splits import DataSplits, FileSplit, Split, Stats, TensorSplit, carve_valid, check_vld_size
 from nas.errors import UserError
+from nas.io import atomic_write_bytes
 from nas.registry import Registry
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EMBEDDED_DIR = REPO_ROOT / "data" / "cifar10_embedded"
+DECODED_CACHE = REPO_ROOT / "data" / "cache" / "decoded"  # decoded embedded archives (gitignored)
 EMBEDDED_ARCHIVE = "cifar10_embedded.tar.gz"
 EMBEDDED_MANIFEST = "manifest.json"
 
@@ -232,19 +235,30 @@ def _decode_embedded(
 ) -> tuple[tuple[str, ...], tuple[tuple[torch.Tensor, torch.Tensor], ...]]:
     """The archive's classes and (images, labels) of train and test, decoded once per process and
     file version (``size``, ``mtime_ns``): the splits handed out share these tensors, which nothing
-    writes to (a split's ``subset`` copies)."""
+    writes to (a split's ``subset`` copies).
+
+    The decoded tensors are also kept on disk, in ``DECODED_CACHE/<sha256 of the archive>-<px>.pt``:
+    decoding 12,000 JPEGs (and importing torchvision to do it) costs every process about 5 s, reading
+    the 37 MB of tensors a few milliseconds. A cache that cannot be written (a read-only checkout)
+    or read is decoded again."""
     archive = Path(path)
     blob = archive.read_bytes()
+    digest = hashlib.sha256(blob).hexdigest()
     manifest_path = archive.parent / EMBEDDED_MANIFEST
     if manifest_path.is_file():
         manifest = json.loads(manifest_path.read_text())
-        digest = hashlib.sha256(blob).hexdigest()
         if digest != manifest.get("sha256"):
             raise UserError(
                 f"{archive} is damaged (sha256 {digest[:12]}..., "
                 f"expected {str(manifest.get('sha256'))[:12]}...); "
                 "restore it with `git checkout -- data/cifar10_embedded` (a Git LFS pointer is not the file)"
             )
+    cached = DECODED_CACHE / f"{digest}-{image_size}.pt"
+    try:
+        state = torch.load(cached, weights_only=True)
+        return tuple(state["classes"]), tuple((x, y) for x, y in state["splits"])
+    except (OSError, RuntimeError, KeyError, ValueError, EOFError):
+        pass  # absent, half-written by an older version or unreadable: decode
     members = read_tar_members(archive)
     classes = sorted({name.split("/")[1] for name in members if name.count("/") == 2})
     index = {c: i for i, c in enumerate(classes)}
@@ -255,6 +269,12 @@ def _decode_embedded(
             raise UserError(f"{archive} has no {split}/<class>/*.jpg members; re-create it with the script")
         labels = torch.tensor([index[n.split("/")[1]] for n in names], dtype=torch.long)
         splits.append((decode_images([members[n] for n in names], names, image_size), labels))
+    buf = io.BytesIO()
+    torch.save({"classes": classes, "splits": splits}, buf)
+    try:
+        atomic_write_bytes(cached, buf.getvalue())
+    except OSError:
+        pass  # a read-only checkout decodes in every process
     return tuple(classes), tuple(splits)
 
 
