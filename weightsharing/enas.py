@@ -13,7 +13,7 @@ Pham et al. (ICML 2018). Every epoch alternates two phases:
 The controller is :class:`strategies.reinforce.LSTMPolicy` (the LSTM that emits the space's genes in
 order, each conditioned on the ones before it), so it works on every space with a supernet. To
 derive, ENAS samples ``--rank_candidates`` cells from the controller and keeps the best by
-inherited-weight top-1 (:class:`weightsharing.spos.RankingStrategy`). Sampling draws only from NumPy
+inherited weights (``--rank_by``, :class:`weightsharing.spos.RankingStrategy`). Sampling draws only from NumPy
 generators seeded by ``(seed, epoch)``, so a resumed run samples exactly what the uninterrupted one
 did.
 """

@@ -85,7 +85,7 @@ RANK_KEYS = {"loss": lambda s: s["loss"], "top1": lambda s: -s["top1"]}  # small
 
 @dataclass
 class RankingOptions:
-    rank_candidates: int = option(100, "cells ranked by inherited-weight top-1 to derive one")
+    rank_candidates: int = option(100, "cells ranked by inherited weights (--rank_by) to derive one")
     rank_images: int = option(1000, "held-out training images of the ranking (never the test split)")
     bn_batches: int = option(5, "training batches that recalibrate BatchNorm for each ranked cell")
     rank_by: str = option("loss", "what orders the ranked cells: loss (held-out cross-entropy) or top1")
