@@ -1,16 +1,21 @@
-"""B16: weight-sharing and gradient-based NAS on NAS-Bench-201 under a CPU budget.
+"""B16: weight-sharing and gradient-based NAS on NAS-Bench-201, the DARTS space and OFA MobileNetV3 (CPU).
 
     .venv/bin/python benchmarks/b16_weight_sharing.py [--seeds 0 1 2] [--variants darts darts-robust ...]
         [--tau_cells 200] [--out benchmarks/results/b16] [--figure docs/img/b16_weight_sharing.png]
         [--report_only]
 
-Every variant runs ``train.py METHOD --space nb201 --preset cpu --seed S`` (plus the variant's
+Every variant runs ``train.py METHOD --space SPACE --preset cpu --seed S`` (plus the variant's
 flags, :data:`VARIANTS`) as its own process, once per seed, into ``<out>/runs/<variant>-s<S>``;
 a finished run (``final/net.stats``) is kept, an interrupted one is resumed (``--resume``), so the
 script can be stopped and started again. Per run: the wall time, the derived cell, how many of its
 6 edges are parameter-free (``none``, ``skip_connect``, ``avg_pool_3x3``: DARTS's collapse
 signature), and the 12-epoch table's CIFAR-10 validation and test top-1 of that cell (with its
-CIFAR-100 and ImageNet16-120 test top-1 for reference).
+CIFAR-100 and ImageNet16-120 test top-1 for reference). ``darts-space`` and ``pcdarts-space``
+search the DARTS cell space (no table): the derived genotype's skip connections and parameter-free
+operations in its normal cell (the collapse signature) and the params of DARTS's CIFAR network
+built from it, next to the published DARTS V2 and PC-DARTS cells'. ``proxyless`` searches OFA
+MobileNetV3 under a Note10 latency target and is compared with ``msunas --benchmark ofa_note10`` at
+the same latency.
 
 Weight-sharing ranking: ``--tau_cells`` cells drawn uniformly (``np.random.default_rng(seed)``),
 each scored by the ``oneshot`` evaluator (inherited weights, BatchNorm recalibrated, cross-entropy
@@ -53,9 +58,13 @@ VARIANTS: dict[str, tuple[str, str, list[str]]] = {
     "darts-robust": ("darts", "nb201", ["--robust"]),
     "darts-2nd": ("darts", "nb201", ["--order", "2"]),
     "pcdarts": ("pcdarts", "nb201", []),
+    "pcdarts-robust": ("pcdarts", "nb201", ["--robust"]),
     "enas": ("enas", "nb201", []),
     "spos": ("spos", "nb201", []),
     "proxyless": ("proxyless", "mobilenetv3", []),
+    "darts-space": ("darts", "darts", []),
+    "darts-space-robust": ("darts", "darts", ["--robust"]),
+    "pcdarts-space": ("pcdarts", "darts", []),
 }
 PARAMETER_FREE = ("none", "skip_connect", "avg_pool_3x3")
 ANCHORS = {  # 200-epoch NAS-Bench-201 C10 / C100 / IN16 test accuracy, from the papers (context only)
@@ -111,11 +120,32 @@ def run_one(variant: str, seed: int, out: str, extra: list[str]) -> dict[str, An
     row["seconds"] = read_json(timing, "timing")["seconds"] if os.path.isfile(timing) else None
     if space_name == "mobilenetv3":
         return {**row, **proxyless_row(stats, save, seed, out)}
+    if space_name == "darts":
+        return {**row, **genotype_row(arch)}
     row["parameter_free_edges"] = sum(op in PARAMETER_FREE for op in cell_ops(arch))
     for ds in ("cifar10", "cifar100", "imagenet16"):
         row[f"{ds}_test"] = table_value(arch, ds, "test")
     row["cifar10_val"] = table_value(arch, "cifar10", "val")
     return row
+
+
+def genotype_row(arch: dict) -> dict[str, Any]:
+    """A DARTS-space genotype's collapse signature (skip connections and parameter-free operations
+    of its normal cell, of 8) and the params of DARTS's CIFAR network (36 channels, 20 cells) built
+    from it, next to DARTS V2's and PC-DARTS's published cells (no table scores this space)."""
+    from weightsharing.darts_space import DARTS_V2, PC_DARTS, DartsSpace
+
+    space = DartsSpace()
+    normal = [op for op, _ in arch["normal"]]
+    return {
+        "normal_skips": normal.count("skip_connect"),
+        "normal_parameter_free": sum(op in ("skip_connect", "max_pool_3x3", "avg_pool_3x3") for op in normal),
+        "params": space.costs(arch)["params"],
+        "published_params": {
+            "DARTS_V2": space.costs(DARTS_V2)["params"],
+            "PC_DARTS": space.costs(PC_DARTS)["params"],
+        },
+    }
 
 
 def proxyless_row(stats: dict, save: str, seed: int, out: str) -> dict[str, Any]:
@@ -194,6 +224,7 @@ def _minutes(row: dict) -> str:
 def report(rows: list[dict], ranking: dict[str, dict], out: str, figure: str) -> None:
     cells = [r for r in rows if r["space"] == "nb201"]
     macro = [r for r in rows if r["space"] == "mobilenetv3"]
+    genotypes = [r for r in rows if r["space"] == "darts"]
     lines = []
     if cells:
         lines += [
@@ -227,6 +258,19 @@ def report(rows: list[dict], ranking: dict[str, dict], out: str, figure: str) ->
                 f"| {r['seed']} | {r['target_latency']:.1f} | {r['latency']:.2f} ({r['latency_ratio']:.3f}) "
                 f"| {ok} | {r['top1']:.2f} | {r['msunas_top1']:.2f} ({r['msunas_latency']:.2f}) "
                 f"| {_minutes(r)} |"
+            )
+    if genotypes:
+        published = ", ".join(f"{k} {v:.2f} M" for k, v in genotypes[0]["published_params"].items())
+        lines += [
+            "",
+            "| DARTS space variant | seed | normal cell: skips / parameter-free of 8 "
+            f"| params at 36 ch, 20 cells (M; published: {published}) | minutes |",
+            "|---|---|---|---|---|",
+        ]
+        for r in genotypes:
+            lines.append(
+                f"| {r['variant']} | {r['seed']} | {r['normal_skips']} / {r['normal_parameter_free']} | "
+                f"{r['params']:.2f} | {_minutes(r)} |"
             )
     if ranking:
         lines += [

@@ -100,6 +100,10 @@ def test_nb201_supernet_paths_run_only_their_operations_and_derive_cells_of_the_
     assert ranked[0] == arch and len(set(ranked)) == 20
     gen = torch.Generator().manual_seed(0)
     assert all(0 <= i < len(OPS) for i in net.random_path(gen)["cell"])
+    fair = net.fair_paths(gen)  # FairNAS: every edge runs each of its operations once over the paths
+    assert len(fair) == len(OPS)
+    assert all(sorted(p["cell"][e] for p in fair) == list(range(len(OPS))) for e in range(6))
+    assert len({tuple(p["cell"]) for p in net.fair_paths(gen)} | {tuple(p["cell"]) for p in fair}) > len(OPS)
 
 
 def test_ranked_choices_are_in_order_of_probability():
@@ -180,7 +184,7 @@ RANK = ["--rank_candidates", "6", "--rank_images", "64", "--bn_batches", "1", "-
         ("darts", ["--order", "2", "--robust"]),
         ("pcdarts", ["--partial_channels", "2", "--warmup_epochs", "1"]),
         ("enas", [*RANK, "--controller_steps", "2", "--controller_batch", "3", "--controller_hidden", "8"]),
-        ("spos", RANK),
+        ("spos", [*RANK, "--sampling", "fair"]),
     ],
 )
 def test_methods_run_end_to_end_and_resume_exactly(tmp_path, method, extra):
@@ -225,6 +229,7 @@ def test_methods_run_end_to_end_and_resume_exactly(tmp_path, method, extra):
         (["pcdarts", *TINY, "--warmup_epochs", "2"], "--warmup_epochs 2"),
         (["darts", "--resume", "x", "--space", "nb201"], "leave them out"),
         (["spos", *TINY, "--rank_by", "val"], "--rank_by 'val'"),
+        (["spos", *TINY, "--sampling", "fairnas"], "--sampling 'fairnas'"),
     ],
 )
 def test_bad_inputs_are_one_line_errors(argv, message, tmp_path, capsys):

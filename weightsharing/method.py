@@ -54,6 +54,7 @@ from nas.space import Arch
 from strategies.common import new_unique
 from weightsharing.supernet import SUPERNETS
 
+Forward = Callable[[torch.Tensor], torch.Tensor]  # a batch -> logits (one path of the supernet)
 STATE_DIR = "ws"
 
 
@@ -196,17 +197,22 @@ class WeightSharingStrategy(Strategy):
         """What the log records about the derived architecture (default: nothing)."""
         return {}
 
-    def weight_step(self, x: torch.Tensor, y: torch.Tensor, forward: Callable[[torch.Tensor], torch.Tensor]):
-        """One SGD step of the supernet's weights on ``(x, y)`` (logits ``forward(x)``), gradient norm
-        clipped to ``--grad_clip``; returns the batch's loss and top-1."""
+    def weight_step(self, x: torch.Tensor, y: torch.Tensor, *forwards: Forward):
+        """One SGD step of the supernet's weights on ``(x, y)``: the gradients of the cross-entropy of
+        every ``forward(x)`` (logits) summed, as FairNAS sums those of its paths, the norm clipped to
+        ``--grad_clip``; returns the batch's loss and top-1, averaged over the forwards."""
         self.w_opt.zero_grad(set_to_none=True)
-        out = forward(x)
-        loss = cross_entropy(out, y)
-        loss.backward()
+        loss_sum = top1_sum = 0.0
+        for forward in forwards:
+            out = forward(x)
+            loss = cross_entropy(out, y)
+            loss.backward()
+            loss_sum += float(loss.detach())
+            top1_sum += accuracy(out.detach(), y)
         if self.options.grad_clip > 0:
             nn.utils.clip_grad_norm_(self.supernet.parameters(), self.options.grad_clip)
         self.w_opt.step()
-        return float(loss.detach()), accuracy(out.detach(), y)
+        return loss_sum / len(forwards), top1_sum / len(forwards)
 
     def method_state(self) -> dict[str, Any]:
         """The method's tensors and optimiser states for the checkpoint."""

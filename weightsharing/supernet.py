@@ -71,6 +71,19 @@ class CellSupernet(nn.Module):
             for key, (n_edges, n_ops) in self.arch_shapes().items()
         }
 
+    def fair_paths(self, gen: torch.Generator) -> list[Path]:
+        """FairNAS's strict fairness: as many single paths as an edge has operations, every edge's
+        operations a random permutation across them, so each operation of each edge runs once."""
+        shapes = self.arch_shapes()
+        perms = {
+            key: torch.stack([torch.randperm(n_ops, generator=gen) for _ in range(n_edges)])
+            for key, (n_edges, n_ops) in shapes.items()
+        }
+        n_paths = max(n_ops for _, n_ops in shapes.values())
+        return [
+            {key: perm[:, k % perm.shape[1]].tolist() for key, perm in perms.items()} for k in range(n_paths)
+        ]
+
     def normalised_edges(self, betas: Tables) -> Tables:
         """PC-DARTS's edge normalisation: per intermediate node, a softmax of ``betas`` over the edges
         entering it; returns one weight per edge."""
