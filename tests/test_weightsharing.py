@@ -230,6 +230,7 @@ def test_methods_run_end_to_end_and_resume_exactly(tmp_path, method, extra):
         (["darts", "--resume", "x", "--space", "nb201"], "leave them out"),
         (["spos", *TINY, "--rank_by", "val"], "--rank_by 'val'"),
         (["spos", *TINY, "--sampling", "fairnas"], "--sampling 'fairnas'"),
+        (["spos", "--space", "darts", "--preset", "cpu", "--sampling", "fair"], "cells do not allow"),
     ],
 )
 def test_bad_inputs_are_one_line_errors(argv, message, tmp_path, capsys):

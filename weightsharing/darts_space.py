@@ -571,6 +571,7 @@ class DartsSupernet(CellSupernet):
 
     space_name = "darts"
     op_names = PRIMITIVES
+    independent_edges = False  # a node takes two of its inputs
 
     def __init__(
         self,

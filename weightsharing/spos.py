@@ -44,6 +44,7 @@ from nas.search.strategies import STRATEGIES
 from nas.space import Arch
 from strategies.common import new_unique
 from weightsharing.method import WeightSharingOptions, WeightSharingStrategy
+from weightsharing.supernet import SUPERNETS
 
 
 @torch.no_grad()
@@ -187,8 +188,14 @@ class Spos(RankingStrategy):
 
     def check(self) -> None:
         super().check()
-        if self.options.sampling not in ("uniform", "fair"):
-            raise UserError(f"--sampling {self.options.sampling!r}: choose uniform or fair")
+        sampling, space = self.options.sampling, self.ctx.space.name
+        if sampling not in ("uniform", "fair"):
+            raise UserError(f"--sampling {sampling!r}: choose uniform or fair")
+        if sampling == "fair" and not SUPERNETS.get(space).independent_edges:
+            raise UserError(
+                f"--sampling fair permutes every edge's operations, which the {space} space's cells "
+                "do not allow; use uniform"
+            )
 
     def supernet_options(self) -> dict[str, Any]:
         return {"affine": self.options.affine}

@@ -43,6 +43,8 @@ class CellSupernet(nn.Module):
 
     space_name: ClassVar[str]
     op_names: ClassVar[tuple[str, ...]]
+    # every edge takes any operation on its own, so any path is a cell of the space (fair_paths needs it)
+    independent_edges: ClassVar[bool] = True
 
     def arch_shapes(self) -> dict[str, tuple[int, int]]:
         raise NotImplementedError
@@ -75,14 +77,12 @@ class CellSupernet(nn.Module):
         """FairNAS's strict fairness: as many single paths as an edge has operations, every edge's
         operations a random permutation across them, so each operation of each edge runs once."""
         shapes = self.arch_shapes()
+        (n_ops,) = {n for _, n in shapes.values()}  # every table of a cell supernet has the same operations
         perms = {
-            key: torch.stack([torch.randperm(n_ops, generator=gen) for _ in range(n_edges)])
-            for key, (n_edges, n_ops) in shapes.items()
+            key: torch.stack([torch.randperm(n_ops, generator=gen) for _ in range(n)])
+            for key, (n, _) in shapes.items()
         }
-        n_paths = max(n_ops for _, n_ops in shapes.values())
-        return [
-            {key: perm[:, k % perm.shape[1]].tolist() for key, perm in perms.items()} for k in range(n_paths)
-        ]
+        return [{key: perm[:, k].tolist() for key, perm in perms.items()} for k in range(n_ops)]
 
     def normalised_edges(self, betas: Tables) -> Tables:
         """PC-DARTS's edge normalisation: per intermediate node, a softmax of ``betas`` over the edges
